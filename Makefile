@@ -1,0 +1,55 @@
+# keap-relay developer commands. Every target sets up .venv itself on first use.
+# The two a new user needs: `make run` (local stack) and `make test` (whole suite).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help setup run test lint demo invoke bench validate build clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
+
+$(STAMP): pyproject.toml shared/requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "keap-relay needs Python 3.11+ (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv with the runtime and dev dependencies
+
+run: $(STAMP)  ## start the local stack (emulator, moto, gateway, functions) on embedded defaults
+	$(BIN)/python -m keap_relay_local run
+
+test: $(STAMP)  ## lint and run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff, cfn-lint and sam validate --lint
+	$(BIN)/ruff check .
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/sam validate --lint
+
+demo: $(STAMP)  ## send every sample webhook through the local stack and show what Keap (the emulator) holds
+	$(BIN)/python -m keap_relay_local demo
+
+FN ?= forms
+EVENT ?= events/$(FN)/bare.json
+invoke: $(STAMP)  ## run one event through one function without Docker: make invoke FN=forms EVENT=events/forms/bare.json
+	$(BIN)/python -m keap_relay_local invoke --function $(FN) --event $(EVENT)
+
+bench: $(STAMP)  ## run the benchmarks and write docs/benchmarks*.md
+	$(BIN)/python bench/bench_codec.py
+
+validate: lint  ## alias of lint
+
+# sam build of the python3.13 runtime needs python3.13 on PATH; pyenv users get it through PYENV_VERSION.
+build: $(STAMP)  ## sam build (needs python3.13 on PATH)
+	PYENV_VERSION=$${PYENV_VERSION:-3.13.0:3.11.7} $(BIN)/sam build
+
+clean:  ## remove the venv and build output
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""keap-relay: webhooks into Keap ContactService sequences."""

@@ -1,0 +1,111 @@
+"""Settings of one function container, read from the environment (and Secrets Manager in AWS) once."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..recipes.routes import routes_path
+
+DEFAULT_KEAP_URL = "https://api.infusionsoft.com/crm/xmlrpc/v1"
+SECRETS_MAX_AGE = 300  # seconds a fetched secret is reused (Powertools parameters cache)
+
+
+class ConfigError(RuntimeError):
+    """The function is misconfigured (a missing key, an unreadable secret); permanent until fixed."""
+
+    transient = False
+
+
+def _get_secret(arn: str) -> str:
+    # Imported here: Powertools parameters pulls in boto3, which local inline runs may never need.
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        value = parameters.get_secret(arn, max_age=SECRETS_MAX_AGE)
+    except Exception as exc:  # the SDK's errors vary; the ARN is not secret, the value is
+        raise ConfigError(f"cannot read secret {arn}: {type(exc).__name__}") from None
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+@dataclass(repr=False)
+class Settings:
+    """Everything a function reads from its environment. Secrets are fetched on first use."""
+
+    kind: str
+    keap_url: str = DEFAULT_KEAP_URL
+    routes_file: str = field(default_factory=routes_path)
+    queue_url: str | None = None
+    dlq_url: str | None = None
+    max_receive_count: int = 5
+    max_calls_per_second: float | None = None
+    keap_api_key_env: str | None = None
+    keap_api_key_secret_arn: str | None = None
+    webhook_secrets_env: str | None = None
+    webhook_secrets_arn: str | None = None
+
+    @classmethod
+    def from_env(cls, kind: str, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        rate = env.get("KEAP_MAX_CALLS_PER_SECOND")
+        try:
+            max_receive = int(env.get("MAX_RECEIVE_COUNT") or 5)
+            max_rate = float(rate) if rate else None
+        except ValueError as exc:
+            raise ConfigError(f"MAX_RECEIVE_COUNT / KEAP_MAX_CALLS_PER_SECOND must be numbers: {exc}") from None
+        return cls(
+            kind=kind,
+            keap_url=env.get("KEAP_URL") or DEFAULT_KEAP_URL,
+            routes_file=env.get("ROUTES_FILE") or routes_path(),
+            queue_url=env.get("QUEUE_URL") or None,
+            dlq_url=env.get("DLQ_URL") or None,
+            max_receive_count=max_receive,
+            max_calls_per_second=max_rate,
+            keap_api_key_env=env.get("KEAP_API_KEY") or None,
+            keap_api_key_secret_arn=env.get("KEAP_API_KEY_SECRET_ARN") or None,
+            webhook_secrets_env=env.get("WEBHOOK_SECRETS") or None,
+            webhook_secrets_arn=env.get("WEBHOOK_SECRETS_ARN") or None,
+        )
+
+    def __repr__(self) -> str:
+        # Never the key or the webhook secrets; only whether they are configured.
+        return (f"Settings(kind={self.kind!r}, keap_url={self.keap_url!r}, routes_file={self.routes_file!r}, "
+                f"queue_url={self.queue_url!r}, dlq_url={self.dlq_url!r}, "
+                f"max_receive_count={self.max_receive_count}, keap_key={'set' if self._has_key() else 'unset'})")
+
+    def _has_key(self) -> bool:
+        return bool(self.keap_api_key_env or self.keap_api_key_secret_arn)
+
+    def keap_api_key(self) -> str:
+        """The Keap PAT / Service Account Key: KEAP_API_KEY locally, the secret in AWS."""
+        if self.keap_api_key_env:
+            return self.keap_api_key_env
+        if self.keap_api_key_secret_arn:
+            raw = _get_secret(self.keap_api_key_secret_arn).strip()
+            # Accept the bare key or a JSON object holding it, as users store it either way.
+            if raw.startswith("{"):
+                try:
+                    doc: Any = json.loads(raw)
+                except ValueError:
+                    raise ConfigError("the Keap key secret is neither a bare key nor JSON") from None
+                raw = str(doc.get("api_key") or doc.get("KEAP_API_KEY") or "")
+            if raw:
+                return raw
+        raise ConfigError("no Keap API key: set KEAP_API_KEY (locally) or KEAP_API_KEY_SECRET_ARN (in AWS)")
+
+    def webhook_secret(self, source: str) -> str | None:
+        """The webhook secret of one source, or None when the source has none configured."""
+        if self.webhook_secrets_env:
+            raw = self.webhook_secrets_env
+        elif self.webhook_secrets_arn:
+            raw = _get_secret(self.webhook_secrets_arn)
+        else:
+            return None
+        try:
+            secrets = json.loads(raw)
+        except ValueError:
+            raise ConfigError("webhook secrets must be a JSON object of source -> secret") from None
+        value = secrets.get(source) if isinstance(secrets, dict) else None
+        return str(value) if value else None

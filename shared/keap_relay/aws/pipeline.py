@@ -1,0 +1,230 @@
+"""One function's pipeline: each trigger (HTTP, SQS, EventBridge, direct) into validate → plan → run."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..events.canonical import EventInvalid, validate_event
+from ..events.errors import EventRejected, MethodNotAllowed, SignatureInvalid, UnknownSource, WebhookRejected
+from ..events.sources import adapter
+from ..recipes.plan import plan
+from ..recipes.routes import RoutesError, load_routes
+from ..recipes.runner import RunResult, SequenceFailed, SequenceRunner
+from . import http, queue
+from .config import ConfigError, Settings
+
+log = logging.getLogger("keap_relay.pipeline")
+RETRY_AFTER_SECONDS = "60"  # what a sender is told to wait when Keap or SQS is down
+
+
+class EventFailed(Exception):
+    """An event could not be applied; `failure` says why, `transient` whether a retry may succeed."""
+
+    def __init__(self, failure: queue.Failure, result: RunResult | None = None) -> None:
+        self.failure = failure
+        self.result = result
+        self.transient = failure.transient
+        super().__init__(f"{failure.error_class} at {failure.step}: {failure.message}")
+
+
+def _trigger(event: Any) -> str:
+    """Which trigger delivered `event`: sqs, http, eventbridge or direct (a bare canonical event)."""
+    if not isinstance(event, dict):
+        return "direct"
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict) and \
+            records[0].get("eventSource") == "aws:sqs":
+        return "sqs"
+    if http.is_http_event(event):
+        return "http"
+    if "detail-type" in event and "detail" in event:
+        return "eventbridge"
+    return "direct"
+
+
+class Pipeline:
+    """Built once per container; everything heavy (client, routes, validators) on first use."""
+
+    def __init__(self, kind: str, settings: Settings | None = None, runner: SequenceRunner | None = None) -> None:
+        self.kind = kind
+        self._settings = settings
+        self._runner = runner
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env(self.kind)
+        return self._settings
+
+    @property
+    def runner(self) -> SequenceRunner:
+        if self._runner is None:
+            from ..keap import ContactService
+            from ..recipes.keap_port import ContactServicePort
+
+            client = ContactService(
+                url=self.settings.keap_url,
+                api_key=self.settings.keap_api_key(),
+                max_calls_per_second=self.settings.max_calls_per_second,
+            )
+            self._runner = SequenceRunner(ContactServicePort(client))
+        return self._runner
+
+    # -- the worker path ---------------------------------------------------------------------------
+    def process(self, event: Any, attempts: int = 1) -> RunResult:
+        """Validate, plan and run one canonical event; raise EventFailed with the reason on failure."""
+        ident = event if isinstance(event, dict) else {}
+        where = {"kind": self.kind, "source": str(ident.get("source") or ""), "event_id": str(ident.get("id") or "")}
+        try:
+            valid = validate_event(event, self.kind)
+            routes = load_routes(self.settings.routes_file)
+            return self.runner.run(plan(valid, routes))
+        except EventInvalid as exc:
+            raise EventFailed(queue.Failure("EventInvalid", str(exc), "validate", attempts, False, **where)) from exc
+        except (RoutesError, ConfigError) as exc:
+            failure = queue.Failure(type(exc).__name__, str(exc), "configure", attempts, False, **where)
+            raise EventFailed(failure) from exc
+        except SequenceFailed as exc:
+            step = f"{exc.step.key} ({exc.step.call})"
+            failure = queue.Failure(exc.step.error_class or "Error", exc.step.error or "", step, attempts,
+                                    exc.transient, **where)
+            raise EventFailed(failure, exc.result) from exc
+
+    def _dead_letter(self, body: str, failure: queue.Failure) -> bool:
+        """Send to the DLQ when there is one; False when there is none (the caller must not drop it)."""
+        if not self.settings.dlq_url:
+            return False
+        queue.dead_letter(self.settings.dlq_url, body, failure)
+        log.warning("dead-lettered %s event %s: %s at %s", failure.kind, failure.event_id,
+                    failure.error_class, failure.step)
+        return True
+
+    def _on_record(self, record: Any) -> None:
+        attempts = int(record.attributes.approximate_receive_count or 1)
+        try:
+            event = json.loads(record.body)
+        except ValueError as exc:
+            failure = queue.Failure("BodyUnparseable", f"message body is not JSON: {exc}", "parse", attempts,
+                                    False, self.kind)
+            if not self._dead_letter(record.body, failure):
+                raise
+            return
+        try:
+            self.process(event, attempts)
+        except EventFailed as exc:
+            last = attempts >= self.settings.max_receive_count
+            # A transient failure goes back to the queue for SQS to retry, unless this was the last receive:
+            # then we dead-letter it ourselves, so its reason travels with it.
+            if exc.transient and not last:
+                raise
+            if not self._dead_letter(record.body, exc.failure):
+                raise
+
+    def _on_sqs(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        return process_partial_response(event=event, record_handler=self._on_record, processor=processor,
+                                        context=context)
+
+    def _inline(self, event: Any) -> dict[str, Any]:
+        """Direct invokes and EventBridge: process now; dead-letter permanent failures when a DLQ exists."""
+        try:
+            return {"status": "applied", "result": self.process(event).to_dict()}
+        except EventFailed as exc:
+            if not exc.transient and self._dead_letter(json.dumps(event, default=str), exc.failure):
+                return {"status": "dead_lettered", "reason": exc.failure.attributes()["ErrorMessage"]["StringValue"],
+                        "error_class": exc.failure.error_class, "step": exc.failure.step}
+            raise
+
+    def _on_eventbridge(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event.get("detail-type") != self.kind:
+            detail = f"detail-type must be {self.kind!r} for this function, got {event.get('detail-type')!r}"
+            failure = queue.Failure("EventInvalid", detail, "validate", 1, False, self.kind)
+            if self._dead_letter(json.dumps(event.get("detail"), default=str), failure):
+                return {"status": "dead_lettered", "reason": detail}
+            raise EventFailed(failure)
+        return self._inline(event["detail"])
+
+    def _on_direct(self, event: Any, context: Any) -> dict[str, Any]:
+        return self._inline(event)
+
+    # -- the ingest path ---------------------------------------------------------------------------
+    def _accept(self, request: http.Request) -> list[dict[str, Any]]:
+        source = adapter(request.source)
+        if source is None:
+            raise UnknownSource(f"no source named {request.source!r}")
+        if request.method != "POST":
+            raise MethodNotAllowed(f"{request.method} is not accepted here; webhooks are POSTed")
+        secret = self.settings.webhook_secret(request.source)
+        if not secret:
+            raise SignatureInvalid(f"no webhook secret is configured for source {request.source!r}")
+        source.verify(request.headers, request.body, secret)
+        events = source.parse(request.headers, request.body)
+        for event in events:
+            event.setdefault("kind", self.kind)
+            event.setdefault("source", request.source)
+            try:
+                validate_event(event, self.kind)
+            except EventInvalid as exc:
+                raise EventRejected(str(exc)) from None
+        return events
+
+    def _on_http(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        try:
+            events = self._accept(http.parse_request(event))
+        except WebhookRejected as exc:
+            return http.error(exc.status, exc.error, exc.detail)
+        if self.settings.queue_url:
+            try:
+                for item in events:
+                    queue.enqueue(self.settings.queue_url, item)
+            except Exception as exc:  # SQS unreachable: the sender must retry, so answer 503
+                log.error("enqueue failed: %s", type(exc).__name__)
+                return http.error(503, "unavailable", "could not queue the event; retry later",
+                                  {"retry-after": RETRY_AFTER_SECONDS})
+            ids = [item["id"] for item in events]
+            return http.respond(202, {"status": "queued", "id": ids[0], "ids": ids})
+        return self._on_http_inline(events)
+
+    def _on_http_inline(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        results = []
+        for item in events:
+            try:
+                results.append(self._inline(item))
+            except EventFailed as exc:
+                if exc.transient:
+                    return http.error(503, "keap_unavailable", str(exc), {"retry-after": RETRY_AFTER_SECONDS})
+                return http.error(502, "keap_rejected", str(exc))
+        body: dict[str, Any] = {"status": results[0]["status"], "id": events[0]["id"], "results": results}
+        return http.respond(200, body)
+
+    def handle(self, event: Any, context: Any = None) -> dict[str, Any]:
+        """The Lambda entry point: dispatch on the trigger's shape."""
+        handlers: dict[str, Callable[[Any, Any], dict[str, Any]]] = {
+            "sqs": self._on_sqs,
+            "http": self._on_http,
+            "eventbridge": self._on_eventbridge,
+            "direct": self._on_direct,
+        }
+        return handlers[_trigger(event)](event, context)
+
+
+@functools.cache
+def pipeline_for(kind: str) -> Pipeline:
+    """The container's pipeline for a kind (one per container, as Lambda reuses it across invokes)."""
+    return Pipeline(kind)
+
+
+def lambda_handler_for(kind: str) -> Callable[[Any, Any], dict[str, Any]]:
+    """A Lambda handler for one kind; functions/<kind>/app.py is just this."""
+
+    def handler(event: Any, context: Any = None) -> dict[str, Any]:
+        return pipeline_for(kind).handle(event, context)
+
+    handler.__doc__ = f"Lambda handler for {kind} events (HTTP, SQS, EventBridge or direct)."
+    return handler

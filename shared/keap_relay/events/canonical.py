@@ -1,0 +1,104 @@
+"""Canonical events: the three kinds, their JSON Schemas, and validation that names the field and why."""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+KINDS: tuple[str, ...] = ("form_submission", "purchase", "unsubscribe")
+# The kind-specific section each kind may carry; the others are not allowed on it.
+SECTIONS: dict[str, str] = {"form_submission": "form", "purchase": "order", "unsubscribe": "unsubscribe"}
+
+# A failed `pattern` says nothing useful to a user; these say what the field should look like.
+_PATTERN_REASONS: dict[str, str] = {
+    "email": "is not an email address",
+    "occurred_at": "is not an ISO 8601 date-time such as 2026-11-26T10:00:00Z",
+    "total": 'is not a decimal string in major units such as "49.00"',
+    "unit_price": 'is not a decimal string in major units such as "49.00"',
+    "currency": "is not a three-letter ISO 4217 currency code such as USD",
+    "source": "must be 1-64 lower-case letters, digits, '-' or '_'",
+}
+
+
+class EventInvalid(ValueError):
+    """A canonical event that fails its schema; permanent: retrying cannot fix it."""
+
+    transient = False
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+def _load_schema(name: str) -> dict[str, Any]:
+    return json.loads(resources.files("keap_relay.events").joinpath("schemas", name).read_text("utf-8"))
+
+
+@functools.cache
+def _validator(kind: str) -> Any:
+    # jsonschema is heavy to import and to compile: once per container, on first use.
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    base = _load_schema("event.schema.json")
+    registry = Registry().with_resource(base["$id"], Resource.from_contents(base))
+    schema = _load_schema(f"{kind}.schema.json")
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, registry=registry)
+
+
+def schema_for(kind: str) -> dict[str, Any]:
+    """The JSON Schema of one kind (it refers to event.schema.json for the shared parts)."""
+    if kind not in KINDS:
+        raise KeyError(kind)
+    return _load_schema(f"{kind}.schema.json")
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe(error: Any, kind: str) -> tuple[str, str]:
+    where = _path(error.absolute_path)
+    join = (lambda name: f"{where}.{name}" if where else name)  # noqa: E731
+    if error.validator == "required":
+        missing = next((p for p in error.validator_value if p not in error.instance), "?")
+        return join(missing), "is required"
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return join(extra[0] if extra else "?"), "is not a known field"
+    if "propertyNames" in error.schema_path:
+        return where or "(event)", f"has a field name that is not a Keap field name: {error.instance!r}"
+    if error.validator == "pattern":
+        leaf = str(error.absolute_path[-1]) if error.absolute_path else ""
+        return where or "(event)", _PATTERN_REASONS.get(leaf, f"does not match {error.validator_value}")
+    return where or "(event)", error.message
+
+
+def validate_event(event: Any, kind: str | None = None) -> dict[str, Any]:
+    """Check `event` against its kind's schema; return it, or raise EventInvalid naming field and reason.
+
+    With `kind`, the event must be of that kind (a function serves one kind only).
+    """
+    if not isinstance(event, dict):
+        raise EventInvalid("(event)", "must be a JSON object")
+    event_kind = event.get("kind")
+    if kind is not None and event_kind != kind:
+        raise EventInvalid("kind", f"must be {kind!r} for this function, got {event_kind!r}")
+    if event_kind not in KINDS:
+        raise EventInvalid("kind", f"must be one of {', '.join(KINDS)}, got {event_kind!r}")
+    for other in SECTIONS.values():
+        if other in event and other != SECTIONS[event_kind]:
+            raise EventInvalid(other, f"is not allowed in a {event_kind} event")
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator(event_kind).iter_errors(event))
+    if error is not None:
+        raise EventInvalid(*_describe(error, event_kind))
+    return event

@@ -1,0 +1,158 @@
+"""The routes file: which tags, sequences and action sets each event gets — schema-checked, loaded once."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ROUTES_FILE = "config/routes.yaml"
+DUP_CHECKS: tuple[str, ...] = ("Email", "EmailAndName", "EmailAndNameAndCompany")
+
+# routes-file section -> the event kind it serves
+SECTION_KINDS: dict[str, str] = {
+    "forms": "form_submission",
+    "purchases": "purchase",
+    "unsubscribes": "unsubscribe",
+}
+KIND_SECTIONS: dict[str, str] = {kind: section for section, kind in SECTION_KINDS.items()}
+# Rule keys that name Keap ids; every matching rule's ids are unioned per key.
+ID_KEYS: tuple[str, ...] = (
+    "tags", "campaigns", "action_sets", "remove_tags", "remove_campaigns", "pause_campaigns",
+)
+MONEY_KEYS: frozenset[str] = frozenset({"min_total", "max_total"})
+
+
+class RoutesError(ValueError):
+    """The routes file is missing, unreadable or breaks its schema; the message names file, rule and field."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule of a section: a match and what it contributes."""
+
+    section: str
+    index: int
+    name: str | None
+    match: dict[str, Any]  # key -> frozenset[str] of accepted values, or Decimal for money bounds
+    ids: dict[str, tuple[int, ...]]
+    fields: dict[str, Any] = field(default_factory=dict)
+    dup_check: str | None = None
+
+    @property
+    def label(self) -> str:
+        named = f" ({self.name})" if self.name else ""
+        return f"{self.section}[{self.index}]{named}"
+
+
+@dataclass(frozen=True)
+class Routes:
+    """A loaded routes file."""
+
+    path: str
+    dup_check: str
+    rules: dict[str, tuple[Rule, ...]]  # kind -> rules, in file order
+
+    def for_kind(self, kind: str) -> tuple[Rule, ...]:
+        return self.rules.get(kind, ())
+
+
+def _pointer(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+@functools.cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    text = resources.files("keap_relay.recipes").joinpath("routes.schema.json").read_text("utf-8")
+    schema = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _schema_error(path: str, doc: dict[str, Any]) -> RoutesError | None:
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator().iter_errors(doc))
+    if error is None:
+        return None
+    parts = list(error.absolute_path)
+    where = "top level"
+    if len(parts) >= 2 and parts[0] in SECTION_KINDS and isinstance(parts[1], int):
+        rule = doc[parts[0]][parts[1]]
+        name = rule.get("name") if isinstance(rule, dict) else None
+        where = f"rule {parts[0]}[{parts[1]}]" + (f" ({name})" if name else "")
+        parts = parts[2:]
+    leaf = _pointer(parts)
+    if error.validator == "required":
+        missing = next((p for p in error.validator_value if p not in error.instance), "?")
+        leaf, reason = (f"{leaf}.{missing}" if leaf else missing), "is required"
+    elif error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        unknown = extra[0] if extra else "?"
+        leaf, reason = (f"{leaf}.{unknown}" if leaf else unknown), f"is not a known key (allowed: {allowed})"
+    else:
+        reason = error.message
+    return RoutesError(f"{path}: {where}: field {leaf or '(file)'!s}: {reason}")
+
+
+def _values(raw: Any) -> frozenset[str]:
+    # YAML reads `form: 12345` as an int; events carry ids as strings, so compare as strings.
+    items = raw if isinstance(raw, list) else [raw]
+    return frozenset(str(item) for item in items)
+
+
+def _rule(section: str, index: int, raw: dict[str, Any]) -> Rule:
+    match = {
+        key: Decimal(str(value)) if key in MONEY_KEYS else _values(value)
+        for key, value in (raw.get("match") or {}).items()
+    }
+    ids = {key: tuple(dict.fromkeys(raw[key])) for key in ID_KEYS if raw.get(key)}
+    return Rule(section, index, raw.get("name"), match, ids, dict(raw.get("fields") or {}), raw.get("dup_check"))
+
+
+def parse_routes(doc: Any, path: str = "<routes>") -> Routes:
+    """Check a parsed routes document against the schema and build Routes from it."""
+    if not isinstance(doc, dict):
+        raise RoutesError(f"{path}: top level: must be a mapping with `version: 1` and sections "
+                          f"{', '.join(SECTION_KINDS)}")
+    error = _schema_error(path, doc)
+    if error is not None:
+        raise error
+    rules = {
+        kind: tuple(_rule(section, i, raw) for i, raw in enumerate(doc.get(section) or []))
+        for section, kind in SECTION_KINDS.items()
+    }
+    return Routes(path=path, dup_check=doc.get("dup_check", "Email"), rules=rules)
+
+
+def routes_path() -> str:
+    """The routes file in force: ROUTES_FILE, else config/routes.yaml."""
+    return os.environ.get("ROUTES_FILE") or DEFAULT_ROUTES_FILE
+
+
+@functools.cache
+def load_routes(path: str | None = None) -> Routes:
+    """Load and check a routes file once per container (cached per path)."""
+    import yaml
+
+    path = path or routes_path()
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise RoutesError(f"{path}: cannot read the routes file: {exc.strerror or exc}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RoutesError(f"{path}: not valid YAML: {exc}") from None
+    return parse_routes(doc, path)

@@ -1,0 +1,150 @@
+"""The sequence runner: the first call, then every follow-up at once (bounded), each step reported."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from .keap_port import KeapPort
+from .plan import Call, Plan
+
+DEFAULT_CONCURRENCY = 4
+
+
+class Checkpoints(Protocol):
+    """Where completed steps of one event are recorded, so a retry resumes after them."""
+
+    def completed(self) -> dict[str, Any]: ...
+    def record(self, key: str, result: Any) -> None: ...
+
+
+class NoCheckpoints:
+    """Every retry runs every step again (all steps in the default plans are safe to repeat but action sets)."""
+
+    def completed(self) -> dict[str, Any]:
+        return {}
+
+    def record(self, key: str, result: Any) -> None:
+        return None
+
+
+@dataclass
+class StepResult:
+    """What one step called and what came back."""
+
+    key: str
+    call: str
+    args: list[Any]
+    status: str  # ok | failed | resumed (done by an earlier attempt)
+    contact_id: int | None = None
+    result: Any = None
+    error_class: str | None = None
+    error: str | None = None
+    transient: bool | None = None
+    ms: float | None = None
+
+
+@dataclass
+class RunResult:
+    """The account of one event's run."""
+
+    kind: str
+    event_id: str
+    status: str  # applied | failed
+    contact_ids: list[int] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    steps: list[StepResult] = field(default_factory=list)
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SequenceFailed(Exception):
+    """A step failed; carries the step, the cause and the partial result."""
+
+    def __init__(self, step: StepResult, cause: BaseException, result: RunResult) -> None:
+        self.step = step
+        self.cause = cause
+        self.result = result
+        failed = [s for s in result.steps if s.status == "failed"]
+        # Retrying helps only if every failure was transient; one permanent failure will recur.
+        self.transient = bool(failed) and all(s.transient for s in failed)
+        super().__init__(f"step {step.key} ({step.call}) failed: {step.error_class}: {step.error}")
+
+
+def _describe_error(exc: BaseException) -> tuple[str, str, bool]:
+    return type(exc).__name__, str(exc), bool(getattr(exc, "transient", False))
+
+
+class SequenceRunner:
+    """Runs plans against a KeapPort; one runner (and its small thread pool) per container."""
+
+    def __init__(self, keap: KeapPort, max_concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        self.keap = keap
+        self.max_concurrency = max(1, max_concurrency)
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="keap-step")
+            return self._pool
+
+    def _call(self, call: Call, contact_id: int | None, key: str, done: dict[str, Any],
+              checkpoints: Checkpoints) -> StepResult:
+        name = self.keap.call_names.get(call.op, call.op)
+        args = [contact_id, *call.args] if contact_id is not None else list(call.args)
+        step = StepResult(key=key, call=name, args=args, status="ok", contact_id=contact_id)
+        if key in done:
+            step.status, step.result = "resumed", done[key]
+            return step
+        started = time.perf_counter()
+        try:
+            step.result = getattr(self.keap, call.op)(*args)
+        except Exception as exc:  # every failure is reported per step, then classified by the caller
+            step.status = "failed"
+            step.error_class, step.error, step.transient = _describe_error(exc)
+            step.ms = round((time.perf_counter() - started) * 1000, 1)
+            step._cause = exc  # type: ignore[attr-defined]
+            return step
+        step.ms = round((time.perf_counter() - started) * 1000, 1)
+        checkpoints.record(key, step.result)
+        return step
+
+    def run(self, plan: Plan, checkpoints: Checkpoints | None = None) -> RunResult:
+        """Run a plan; return its result or raise SequenceFailed with the partial result."""
+        checkpoints = checkpoints or NoCheckpoints()
+        done = checkpoints.completed()
+        result = RunResult(plan.kind, plan.event_id, "applied", rules=list(plan.rules))
+        first = self._call(plan.first, None, plan.first.op, done, checkpoints)
+        result.steps.append(first)
+        if first.status == "failed":
+            result.status = "failed"
+            raise SequenceFailed(first, first._cause, result)  # type: ignore[attr-defined]
+        ids = first.result if isinstance(first.result, list) else [first.result]
+        result.contact_ids = [int(i) for i in ids]
+        if not result.contact_ids:
+            result.note = "no contact has this email; nothing to do"
+            return result
+        tasks = [(call, cid) for cid in result.contact_ids for call in plan.follow_ups]
+        if len(tasks) == 1:
+            steps = [self._call(tasks[0][0], tasks[0][1], f"{tasks[0][1]}/{tasks[0][0].key}", done, checkpoints)]
+        elif tasks:
+            pool = self._executor()
+            futures = [
+                pool.submit(self._call, call, cid, f"{cid}/{call.key}", done, checkpoints) for call, cid in tasks
+            ]
+            steps = [future.result() for future in futures]
+        else:
+            steps = []
+        result.steps.extend(steps)
+        failed = [step for step in steps if step.status == "failed"]
+        if failed:
+            result.status = "failed"
+            raise SequenceFailed(failed[0], failed[0]._cause, result)  # type: ignore[attr-defined]
+        return result
