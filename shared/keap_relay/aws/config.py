@@ -19,6 +19,12 @@ class ConfigError(RuntimeError):
     transient = False
 
 
+class SecretUnavailable(ConfigError):
+    """A secret could not be read (not set yet, or Secrets Manager unreachable): events wait in the queue."""
+
+    transient = True
+
+
 def _get_secret(arn: str) -> str:
     # Imported here: Powertools parameters pulls in boto3, which local inline runs may never need.
     from aws_lambda_powertools.utilities import parameters
@@ -26,7 +32,7 @@ def _get_secret(arn: str) -> str:
     try:
         value = parameters.get_secret(arn, max_age=SECRETS_MAX_AGE)
     except Exception as exc:  # the SDK's errors vary; the ARN is not secret, the value is
-        raise ConfigError(f"cannot read secret {arn}: {type(exc).__name__}") from None
+        raise SecretUnavailable(f"cannot read secret {arn}: {type(exc).__name__}") from None
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 

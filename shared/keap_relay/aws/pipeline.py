@@ -14,7 +14,7 @@ from ..events.sources import adapter
 from ..recipes.plan import plan
 from ..recipes.routes import RoutesError, load_routes
 from ..recipes.runner import RunResult, SequenceFailed, SequenceRunner
-from . import http, queue
+from . import http, observe, queue
 from .config import ConfigError, Settings
 
 log = logging.getLogger("keap_relay.pipeline")
@@ -79,14 +79,20 @@ class Pipeline:
         """Validate, plan and run one canonical event; raise EventFailed with the reason on failure."""
         ident = event if isinstance(event, dict) else {}
         where = {"kind": self.kind, "source": str(ident.get("source") or ""), "event_id": str(ident.get("id") or "")}
+        observe.correlate(where["event_id"], self.kind)
         try:
             valid = validate_event(event, self.kind)
             routes = load_routes(self.settings.routes_file)
-            return self.runner.run(plan(valid, routes))
+            result = self.runner.run(plan(valid, routes))
+            observe.count("EventsApplied", self.kind)
+            log.info("applied %s event %s: contacts %s, %d steps", self.kind, where["event_id"],
+                     result.contact_ids, len(result.steps))
+            return result
         except EventInvalid as exc:
             raise EventFailed(queue.Failure("EventInvalid", str(exc), "validate", attempts, False, **where)) from exc
         except (RoutesError, ConfigError) as exc:
-            failure = queue.Failure(type(exc).__name__, str(exc), "configure", attempts, False, **where)
+            transient = bool(getattr(exc, "transient", False))
+            failure = queue.Failure(type(exc).__name__, str(exc), "configure", attempts, transient, **where)
             raise EventFailed(failure) from exc
         except SequenceFailed as exc:
             step = f"{exc.step.key} ({exc.step.call})"
@@ -99,6 +105,7 @@ class Pipeline:
         if not self.settings.dlq_url:
             return False
         queue.dead_letter(self.settings.dlq_url, body, failure)
+        observe.count("EventsDeadLettered", self.kind)
         log.warning("dead-lettered %s event %s: %s at %s", failure.kind, failure.event_id,
                     failure.error_class, failure.step)
         return True
@@ -113,6 +120,9 @@ class Pipeline:
             if not self._dead_letter(record.body, failure):
                 raise
             return
+        if isinstance(event, dict) and "detail-type" in event and "detail" in event:
+            # An EventBridge envelope: moto ignores the rule's InputPath, and a DLQ'd delivery keeps it too.
+            event = event["detail"]
         try:
             self.process(event, attempts)
         except EventFailed as exc:
@@ -120,6 +130,9 @@ class Pipeline:
             # A transient failure goes back to the queue for SQS to retry, unless this was the last receive:
             # then we dead-letter it ourselves, so its reason travels with it.
             if exc.transient and not last:
+                observe.count("EventsRetried", self.kind)
+                log.info("transient failure of %s (receive %d of %d); SQS will retry", exc.failure.event_id,
+                         attempts, self.settings.max_receive_count)
                 raise
             if not self._dead_letter(record.body, exc.failure):
                 raise
@@ -178,7 +191,13 @@ class Pipeline:
         try:
             events = self._accept(http.parse_request(event))
         except WebhookRejected as exc:
+            observe.count("WebhooksRejected", self.kind)
+            log.info("rejected webhook: %d %s", exc.status, exc.error)
             return http.error(exc.status, exc.error, exc.detail)
+        except ConfigError as exc:  # our side (e.g. the secrets are not set yet): the sender should retry
+            log.error("cannot check webhooks: %s", exc)
+            return http.error(503, "unavailable", "the webhook secrets cannot be read; retry later",
+                              {"retry-after": RETRY_AFTER_SECONDS})
         if self.settings.queue_url:
             try:
                 for item in events:
@@ -188,6 +207,7 @@ class Pipeline:
                 return http.error(503, "unavailable", "could not queue the event; retry later",
                                   {"retry-after": RETRY_AFTER_SECONDS})
             ids = [item["id"] for item in events]
+            observe.count("EventsQueued", self.kind, len(ids))
             return http.respond(202, {"status": "queued", "id": ids[0], "ids": ids})
         return self._on_http_inline(events)
 
@@ -211,7 +231,11 @@ class Pipeline:
             "eventbridge": self._on_eventbridge,
             "direct": self._on_direct,
         }
-        return handlers[_trigger(event)](event, context)
+        observe.logger()
+        try:
+            return handlers[_trigger(event)](event, context)
+        finally:
+            observe.flush(self.kind)
 
 
 @functools.cache

@@ -1,0 +1,146 @@
+"""Fault injection for the emulator: latency, 5xx, 429, drops, malformed bodies, Keap faults, outages."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# Kinds drawn by chance, in the order their rates are stacked on one draw (so they exclude each other).
+RATE_KINDS: dict[str, str] = {
+    "5xx": "rate_5xx",
+    "429": "rate_429",
+    "drop": "rate_drop",
+    "malformed": "rate_malformed",
+    "fault": "rate_fault",
+}
+
+# Gateway pages as a proxy in front of a Java backend sends them: HTML, not XML-RPC.
+HTML_BODIES: dict[int, bytes] = {
+    502: b"<html><head><title>502 Bad Gateway</title></head>"
+    b"<body><center><h1>502 Bad Gateway</h1></center></body></html>",
+    503: b"<html><head><title>503 Service Temporarily Unavailable</title></head>"
+    b"<body><center><h1>503 Service Temporarily Unavailable</h1></center></body></html>",
+}
+OUTAGE_BODY = (
+    b"<html><head><title>503 Service Unavailable</title></head><body><h1>503 Service Unavailable</h1>"
+    b"<p>The XML-RPC API is unavailable during a scheduled outage.</p></body></html>"
+)
+
+
+@dataclass
+class FaultPlan:
+    """What to inject; rates are chances per call (0..1) and must add up to at most 1."""
+
+    latency_ms: int = 0
+    rate_5xx: float = 0.0
+    rate_429: float = 0.0
+    rate_drop: float = 0.0
+    drop_after_apply: bool = False
+    rate_malformed: float = 0.0
+    rate_fault: float = 0.0
+    fault: tuple[int, str] = (4, "[DatabaseError]Error returning results")
+    methods: set[str] | None = None
+    outages: list[tuple[float, float]] = field(default_factory=list)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        rates = [getattr(self, attr) for attr in RATE_KINDS.values()]
+        if any(not isinstance(r, int | float) or r < 0 or r > 1 for r in rates):
+            raise ValueError("every rate_* is a number between 0 and 1")
+        if sum(rates) > 1 + 1e-9:
+            raise ValueError("the rate_* values add up to more than 1")
+        if not isinstance(self.latency_ms, int | float) or self.latency_ms < 0:
+            raise ValueError("latency_ms must be >= 0")
+        code, string = self.fault
+        if not isinstance(code, int) or not isinstance(string, str):
+            raise ValueError("fault is [code, string]")
+        self.fault = (code, string)
+        if self.methods is not None:
+            self.methods = set(self.methods)
+        self.outages = [(float(start), float(end)) for start, end in self.outages]
+        if any(end <= start for start, end in self.outages):
+            raise ValueError("each outage is [start, end] with end after start (epoch seconds)")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> FaultPlan:
+        """Build a plan from JSON values (lists for `fault`, `methods`, `outages`); refuses unknown keys."""
+        data = dict(data or {})
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown fault plan fields {sorted(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready values."""
+        out = asdict(self)
+        out["fault"] = list(self.fault)
+        out["methods"] = sorted(self.methods) if self.methods is not None else None
+        out["outages"] = [list(o) for o in self.outages]
+        return out
+
+
+@dataclass(frozen=True)
+class Injection:
+    """The decision for one call: what to do instead of (or around) answering normally."""
+
+    kind: str | None = None  # "outage" | "5xx" | "429" | "drop" | "malformed" | "fault" | None
+    status: int | None = None  # the HTTP status of a 5xx
+    latency_s: float = 0.0
+    fault: tuple[int, str] | None = None  # the Keap fault to answer with, for kind "fault"
+    after_apply: bool = False  # for kind "drop": apply the call to the model, then lose the answer
+
+
+class FaultInjector:
+    """Draws injections from a FaultPlan with its own seeded random.Random."""
+
+    def __init__(self, plan: FaultPlan | None = None, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.set_plan(plan)
+
+    @property
+    def plan(self) -> FaultPlan:
+        """The plan in effect."""
+        return self._plan
+
+    def set_plan(self, plan: FaultPlan | None) -> None:
+        """Change the plan; the random generator restarts from the plan's seed."""
+        with self._lock:
+            self._plan = plan or FaultPlan()
+            self._rng = random.Random(self._plan.seed)
+
+    def reset(self) -> None:
+        """Restart the random generator from the plan's seed."""
+        self.set_plan(self._plan)
+
+    def decide(self, method: str | None) -> Injection:
+        """What to inject for a call to `method` now."""
+        with self._lock:
+            plan = self._plan
+            now = self._clock()
+            if any(start <= now < end for start, end in plan.outages):
+                return Injection("outage", 503)
+            if plan.methods is not None and method not in plan.methods:
+                return Injection()
+            latency = plan.latency_ms / 1000
+            draw = self._rng.random()
+            edge = 0.0
+            for kind, attr in RATE_KINDS.items():
+                edge += getattr(plan, attr)
+                if draw < edge:
+                    status = self._rng.choice((502, 503)) if kind == "5xx" else None
+                    return Injection(
+                        kind,
+                        status,
+                        latency,
+                        fault=plan.fault if kind == "fault" else None,
+                        after_apply=plan.drop_after_apply if kind == "drop" else False,
+                    )
+            return Injection(None, None, latency)

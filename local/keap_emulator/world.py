@@ -1,0 +1,165 @@
+"""The seeded world of the emulator (tags, sequences, action sets, custom fields): loading and checking.
+
+The format is documented in README.md beside this file; `default_world.json` is the default world.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_WORLD_PATH = Path(__file__).with_name("default_world.json")
+
+# Custom field types a world may declare; the model maps each to a coercion rule.
+CUSTOM_FIELD_TYPES = frozenset({"string", "int", "double", "date"})
+
+# Action types an action set may hold, and the keys each one needs.
+ACTION_TYPES: dict[str, str] = {
+    "apply_tags": "tags",
+    "remove_tags": "tags",
+    "start_sequence": "sequence",
+    "stop_sequence": "sequence",
+}
+
+
+class WorldError(ValueError):
+    """The world file is not in the documented format."""
+
+
+@dataclass(frozen=True)
+class Tag:
+    id: int
+    name: str
+    category: str = ""
+
+
+@dataclass(frozen=True)
+class Sequence:
+    id: int
+    name: str
+    steps: tuple[int, ...]
+    step_names: dict[int, str] = field(default_factory=dict, compare=False)
+
+    def step_after(self, step_id: int) -> int | None:
+        """The step that follows `step_id`, or None when it was the last."""
+        index = self.steps.index(step_id)
+        return self.steps[index + 1] if index + 1 < len(self.steps) else None
+
+
+@dataclass(frozen=True)
+class Action:
+    type: str
+    tags: tuple[int, ...] = ()
+    sequence: int | None = None
+
+
+@dataclass(frozen=True)
+class ActionSet:
+    id: int
+    name: str
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True)
+class World:
+    tags: dict[int, Tag]
+    sequences: dict[int, Sequence]
+    action_sets: dict[int, ActionSet]
+    custom_fields: dict[str, str]
+    contacts: tuple[dict[str, Any], ...] = ()
+    source: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def sequence_of_step(self, step_id: int) -> Sequence | None:
+        """The sequence that owns `step_id`, if any."""
+        for sequence in self.sequences.values():
+            if step_id in sequence.steps:
+                return sequence
+        return None
+
+
+def load_world(source: str | Path | dict[str, Any] | None = None) -> World:
+    """Load a world from a JSON file path, an already-parsed dict, or the default world (None)."""
+    if source is None:
+        source = DEFAULT_WORLD_PATH
+    if isinstance(source, dict):
+        raw = source
+    else:
+        try:
+            raw = json.loads(Path(source).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise WorldError(f"cannot read world file {source}: {exc}") from exc
+    return _parse(raw)
+
+
+def _ids(items: list[dict[str, Any]], what: str) -> None:
+    seen: set[int] = set()
+    for item in items:
+        ident = item.get("id")
+        if not isinstance(ident, int) or isinstance(ident, bool) or ident <= 0:
+            raise WorldError(f"{what} needs a positive integer id: {item!r}")
+        if ident in seen:
+            raise WorldError(f"duplicate {what} id {ident}")
+        seen.add(ident)
+
+
+def _parse(raw: dict[str, Any]) -> World:
+    if not isinstance(raw, dict) or raw.get("format") != 1:
+        raise WorldError('a world is a JSON object with "format": 1')
+    tag_items = raw.get("tags", [])
+    seq_items = raw.get("sequences", [])
+    set_items = raw.get("action_sets", [])
+    _ids(tag_items, "tag")
+    _ids(seq_items, "sequence")
+    _ids(set_items, "action set")
+
+    tags = {t["id"]: Tag(t["id"], str(t.get("name", "")), str(t.get("category", ""))) for t in tag_items}
+
+    sequences: dict[int, Sequence] = {}
+    all_steps: list[dict[str, Any]] = []
+    for s in seq_items:
+        steps = s.get("steps", [])
+        if not steps:
+            raise WorldError(f"sequence {s['id']} has no steps")
+        all_steps.extend(steps)
+        sequences[s["id"]] = Sequence(
+            s["id"],
+            str(s.get("name", "")),
+            tuple(step["id"] for step in steps),
+            {step["id"]: str(step.get("name", "")) for step in steps},
+        )
+    _ids(all_steps, "sequence step")
+
+    action_sets: dict[int, ActionSet] = {}
+    for a in set_items:
+        actions = []
+        for act in a.get("actions", []):
+            kind = act.get("type")
+            if kind not in ACTION_TYPES:
+                raise WorldError(f"action set {a['id']}: unknown action type {kind!r}")
+            if ACTION_TYPES[kind] == "tags":
+                missing = [t for t in act.get("tags", []) if t not in tags]
+                if missing or not act.get("tags"):
+                    raise WorldError(f"action set {a['id']}: unknown or no tags {missing}")
+                actions.append(Action(kind, tags=tuple(act["tags"])))
+            else:
+                if act.get("sequence") not in sequences:
+                    raise WorldError(f"action set {a['id']}: unknown sequence {act.get('sequence')!r}")
+                actions.append(Action(kind, sequence=act["sequence"]))
+        action_sets[a["id"]] = ActionSet(a["id"], str(a.get("name", "")), tuple(actions))
+
+    custom_fields: dict[str, str] = {}
+    for f in raw.get("custom_fields", []):
+        name, kind = f.get("name", ""), f.get("type", "string")
+        if not isinstance(name, str) or not name.startswith("_") or len(name) < 2:
+            raise WorldError(f"custom field names start with an underscore: {name!r}")
+        if kind not in CUSTOM_FIELD_TYPES:
+            raise WorldError(f"custom field {name}: type must be one of {sorted(CUSTOM_FIELD_TYPES)}")
+        custom_fields[name] = kind
+
+    contacts = raw.get("contacts", [])
+    for c in contacts:
+        if not isinstance(c, dict) or not isinstance(c.get("fields", {}), dict):
+            raise WorldError(f"a seeded contact is an object with a 'fields' object: {c!r}")
+    return World(tags, sequences, action_sets, custom_fields, tuple(contacts), raw)

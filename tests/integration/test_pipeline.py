@@ -1,0 +1,283 @@
+"""The pipeline through each trigger, against the emulator over HTTP and SQS on moto."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from keap_emulator import EmulatorServer, FaultPlan
+from keap_relay.aws.config import Settings
+from keap_relay.aws.pipeline import Pipeline
+from keap_relay.events.sources import generic
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "local-dev-key"
+SECRET = "s3cret-for-tests"
+ROUTES = str(ROOT / "config" / "routes.yaml")
+
+
+@pytest.fixture(scope="module")
+def emu():
+    with EmulatorServer(port=0, api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def fresh_world(emu):
+    emu.reset()
+    emu.set_faults(FaultPlan())
+    yield
+
+
+def queues(sqs, name):
+    work = sqs.create_queue(QueueName=f"{name}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName=f"{name}-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    return work, dlq
+
+
+def pipeline(kind, emu, routes=ROUTES, queue_url=None, dlq_url=None, max_receive=5):
+    settings = Settings(kind=kind, keap_url=emu.url, routes_file=routes, queue_url=queue_url, dlq_url=dlq_url,
+                        max_receive_count=max_receive, keap_api_key_env=KEY,
+                        webhook_secrets_env=json.dumps({"generic": SECRET}))
+    return Pipeline(kind, settings)
+
+
+def form_event(email="ada@example.com", event_id=None, **over):
+    ev = {"kind": "form_submission", "source": "generic", "id": event_id or uuid.uuid4().hex,
+          "contact": {"email": email, "first_name": "Ada", "last_name": "Lovelace"},
+          "form": {"id": "lT4Z3j", "name": "Webinar sign-up"}}
+    ev.update(over)
+    return ev
+
+
+def http_event(kind_path, body, headers=None, method="POST", source="generic", b64=False):
+    import base64
+
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    hdrs = generic.sign(raw, SECRET) if headers is None else headers
+    return {
+        "version": "2.0", "routeKey": f"{method} /{kind_path}/{{source}}", "rawPath": f"/{kind_path}/{source}",
+        "rawQueryString": "", "headers": hdrs, "pathParameters": {"source": source},
+        "requestContext": {"http": {"method": method, "path": f"/{kind_path}/{source}"}, "requestId": "r1"},
+        "body": base64.b64encode(raw).decode() if b64 else raw.decode("utf-8", "replace"),
+        "isBase64Encoded": b64,
+    }
+
+
+def sqs_event(bodies, receive_count=1):
+    return {"Records": [
+        {"messageId": f"m{i}", "receiptHandle": f"h{i}", "body": body if isinstance(body, str) else json.dumps(body),
+         "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": "0"},
+         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
+        for i, body in enumerate(bodies)]}
+
+
+def drain(sqs, url):
+    got = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                                   WaitTimeSeconds=0).get("Messages", [])
+        if not msgs:
+            return got
+        got.extend(msgs)
+        for m in msgs:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def attrs(message):
+    return {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
+
+
+def test_direct_form_event_applies_tags_and_sequence_in_keap(emu):
+    out = pipeline("form_submission", emu).handle(form_event())
+    assert out["status"] == "applied"
+    result = out["result"]
+    [cid] = result["contact_ids"]
+    assert emu.model.contact_tags(cid) == {100, 101, 102}
+    assert [(e["sequence_id"], e["state"]) for e in emu.model.enrolments(cid)] == [(11, "active")]
+    calls = [s["call"] for s in result["steps"]]
+    assert calls[0] == "ContactService.addWithDupCheck"
+    assert sorted(calls[1:]) == ["ContactService.addToCampaign"] + ["ContactService.addToGroup"] * 3
+    assert all(s["status"] == "ok" for s in result["steps"])
+    assert emu.model.get_contact(cid)["_LeadSource"] == "Webinar sign-up"
+
+
+def test_second_event_for_same_email_updates_the_same_contact(emu):
+    p = pipeline("form_submission", emu)
+    first = p.handle(form_event())["result"]["contact_ids"]
+    second = p.handle(form_event(contact={"email": "ada@example.com", "company": "Engines"}))["result"]
+    assert second["contact_ids"] == first
+    assert emu.model.get_contact(first[0])["Company"] == "Engines"
+
+
+def test_purchase_runs_action_set_once(emu):
+    ev = {"kind": "purchase", "source": "generic", "id": "o-1", "contact": {"email": "bo@example.com"},
+          "order": {"id": "1001", "total": "49.00", "currency": "USD", "items": [{"sku": "COURSE-101"}]}}
+    result = pipeline("purchase", emu).handle(ev)["result"]
+    [cid] = result["contact_ids"]
+    assert len(emu.model.action_set_runs(cid)) == 1
+    assert emu.model.contact_tags(cid) == {201}
+
+
+def test_unsubscribe_removes_and_tags_every_contact_with_the_email(emu):
+    p = pipeline("form_submission", emu)
+    [cid] = p.handle(form_event(email="cy@example.com"))["result"]["contact_ids"]
+    ev = {"kind": "unsubscribe", "source": "generic", "id": "u-1", "contact": {"email": "CY@example.com"}}
+    result = pipeline("unsubscribe", emu).handle(ev)["result"]
+    assert result["contact_ids"] == [cid]
+    assert emu.model.contact_tags(cid) == {102, 300}
+    assert [e["state"] for e in emu.model.enrolments(cid)] == ["removed"]
+    assert len(emu.model.action_set_runs(cid)) == 1
+
+
+def test_unsubscribe_of_unknown_email_is_a_recorded_success(emu):
+    ev = {"kind": "unsubscribe", "source": "generic", "id": "u-2", "contact": {"email": "nobody@example.com"}}
+    result = pipeline("unsubscribe", emu).handle(ev)["result"]
+    assert result["status"] == "applied" and result["contact_ids"] == []
+    assert "no contact" in result["note"]
+    assert [s["call"] for s in result["steps"]] == ["ContactService.findByEmail"]
+
+
+def test_eventbridge_event_is_processed(emu):
+    ev = form_event(email="eb@example.com")
+    out = pipeline("form_submission", emu).handle(
+        {"version": "0", "id": "x", "detail-type": "form_submission", "source": "acme.crm", "detail": ev})
+    assert out["status"] == "applied"
+    assert emu.model.find_ids_by_email("eb@example.com")
+
+
+def test_eventbridge_event_of_another_kind_is_dead_lettered(emu, sqs):
+    _, dlq = queues(sqs, "eb")
+    out = pipeline("form_submission", emu, dlq_url=dlq).handle(
+        {"detail-type": "purchase", "detail": form_event()})
+    assert out["status"] == "dead_lettered"
+    [msg] = drain(sqs, dlq)
+    assert attrs(msg)["ErrorClass"] == "EventInvalid"
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
+
+def test_http_inline_signed_generic_webhook_is_applied(emu):
+    ev = form_event(email="web@example.com")
+    out = pipeline("form_submission", emu).handle(http_event("forms", ev))
+    assert out["statusCode"] == 200
+    body = json.loads(out["body"])
+    assert body["status"] == "applied" and body["id"] == ev["id"]
+    assert emu.model.find_ids_by_email("web@example.com")
+
+
+def test_http_with_queue_answers_202_and_enqueues_the_canonical_event(emu, sqs):
+    work, _ = queues(sqs, "forms")
+    ev = form_event()
+    out = pipeline("form_submission", emu, queue_url=work).handle(http_event("forms", ev, b64=True))
+    assert out["statusCode"] == 202
+    assert json.loads(out["body"])["id"] == ev["id"]
+    [msg] = drain(sqs, work)
+    assert json.loads(msg["Body"]) == ev
+    assert emu.calls() == []  # the ingest path never calls Keap
+
+
+def _bad(status, event, sqs, emu):
+    work, _ = queues(sqs, "bad")
+    out = pipeline("form_submission", emu, queue_url=work).handle(event)
+    assert out["statusCode"] == status, out
+    body = json.loads(out["body"])
+    assert set(body) == {"error", "detail"}
+    assert SECRET not in out["body"]
+    assert drain(sqs, work) == []
+    return body
+
+
+def test_http_bad_requests_get_clear_4xx_and_enqueue_nothing(emu, sqs):
+    ev = form_event()
+    raw = json.dumps(ev).encode()
+    assert "no source" in _bad(404, http_event("forms", ev, source="nosuch"), sqs, emu)["detail"]
+    assert _bad(405, http_event("forms", ev, method="GET"), sqs, emu)["error"] == "method_not_allowed"
+    assert _bad(401, http_event("forms", ev, headers={"content-type": "application/json"}), sqs, emu)
+    wrong = generic.sign(raw, "not-the-secret")
+    assert _bad(401, http_event("forms", raw, headers=wrong), sqs, emu)
+    xml = {**generic.sign(raw, SECRET), "content-type": "text/xml"}
+    assert _bad(415, http_event("forms", raw, headers=xml), sqs, emu)
+    big = b'{"pad": "' + b"x" * (256 * 1024) + b'"}'
+    assert _bad(413, http_event("forms", big), sqs, emu)
+    assert _bad(400, http_event("forms", b"{not json"), sqs, emu)
+    no_email = form_event(contact={"first_name": "Ada"})
+    assert _bad(422, http_event("forms", no_email), sqs, emu)["detail"] == "contact.email: is required"
+    wrong_kind = form_event(kind="purchase")
+    assert "kind" in _bad(422, http_event("forms", wrong_kind), sqs, emu)["detail"]
+
+
+# -- SQS -------------------------------------------------------------------------------------------
+
+def bad_routes(tmp_path):
+    path = tmp_path / "routes.yaml"
+    path.write_text("version: 1\nforms:\n  - match: {}\n    tags: [100]\n    campaigns: [99]\n")
+    return str(path)
+
+
+def test_sqs_permanent_failure_goes_to_dlq_with_reason_at_once(emu, sqs, tmp_path):
+    work, dlq = queues(sqs, "perm")
+    ev = form_event(email="perm@example.com")
+    p = pipeline("form_submission", emu, routes=bad_routes(tmp_path), queue_url=work, dlq_url=dlq)
+    out = p.handle(sqs_event([ev]))
+    assert out == {"batchItemFailures": []}  # handled: it is in the DLQ, not back in the queue
+    [msg] = drain(sqs, dlq)
+    assert json.loads(msg["Body"]) == ev
+    a = attrs(msg)
+    assert a["ErrorClass"] == "KeapLoadingError" or "Loading" in a["ErrorClass"]
+    assert "[Loading]" in a["ErrorMessage"]
+    assert a["FailedStep"].endswith("(ContactService.addToCampaign)")
+    assert a["AttemptCount"] == "1" and a["Transient"] == "false" and a["EventId"] == ev["id"]
+
+
+def test_sqs_transient_failure_is_retried_then_dead_lettered_on_last_receive(emu, sqs):
+    work, dlq = queues(sqs, "trans")
+    emu.set_faults(FaultPlan(rate_5xx=1.0, methods={"ContactService.addToGroup"}))
+    p = pipeline("form_submission", emu, queue_url=work, dlq_url=dlq, max_receive=3)
+    ok = form_event(email="fine@example.com")
+    p.runner.keap.client.max_attempts = 1  # fail fast: the queue does the retrying here
+    out = p.handle(sqs_event([ok], receive_count=1))
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert drain(sqs, dlq) == []
+    out = p.handle(sqs_event([ok], receive_count=3))
+    assert out == {"batchItemFailures": []}
+    [msg] = drain(sqs, dlq)
+    assert attrs(msg)["Transient"] == "true" and attrs(msg)["AttemptCount"] == "3"
+    emu.set_faults(FaultPlan())
+    assert p.handle(sqs_event([ok], receive_count=2)) == {"batchItemFailures": []}
+    [cid] = emu.model.find_ids_by_email("fine@example.com")
+    assert emu.model.contact_tags(cid) == {100, 101, 102}
+
+
+def test_sqs_unparseable_body_and_invalid_event_are_dead_lettered(emu, sqs):
+    work, dlq = queues(sqs, "junk")
+    p = pipeline("form_submission", emu, queue_url=work, dlq_url=dlq)
+    out = p.handle(sqs_event(["{not json", {"kind": "form_submission", "id": "x", "source": "s", "contact": {}}]))
+    assert out == {"batchItemFailures": []}
+    got = sorted(attrs(m)["ErrorClass"] for m in drain(sqs, dlq))
+    assert got == ["BodyUnparseable", "EventInvalid"]
+
+
+def test_sqs_failure_without_a_dlq_is_returned_to_the_queue_not_dropped(emu, tmp_path):
+    p = pipeline("form_submission", emu, routes=bad_routes(tmp_path))
+    assert p.handle(sqs_event([form_event()])) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+
+
+def test_handler_works_in_a_plain_python_process_configured_by_env(emu):
+    env = {**os.environ, "KEAP_URL": emu.url, "KEAP_API_KEY": KEY, "ROUTES_FILE": ROUTES,
+           "WEBHOOK_SECRETS": json.dumps({"generic": SECRET}), "PYTHONPATH": str(ROOT / "shared")}
+    for name in ("QUEUE_URL", "DLQ_URL", "AWS_ENDPOINT_URL"):
+        env.pop(name, None)
+    ev = form_event(email="proc@example.com")
+    code = f"import json, app; print(json.dumps(app.handler({ev!r}, None)['status']))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "functions" / "forms", env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == '"applied"'
+    assert KEY not in out.stdout + out.stderr
+    assert emu.model.find_ids_by_email("proc@example.com")

@@ -1,0 +1,606 @@
+"""template.yaml, samconfig.toml and events/ keep the promises of the deployment: wiring, limits, IAM."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+EVENTS = ROOT / "events"
+LOCAL_SECRET = "local-dev-secret"
+
+# kind folder -> (logical-id prefix, canonical kind)
+KINDS = {
+    "forms": ("Forms", "form_submission"),
+    "purchases": ("Purchases", "purchase"),
+    "unsubscribes": ("Unsubscribes", "unsubscribe"),
+}
+EXPECTED_ROUTES = {
+    ("POST", "/forms/{source}", "FormsFunction"),
+    ("POST", "/purchases/{source}", "PurchasesFunction"),
+    ("POST", "/unsubscribes/{source}", "UnsubscribesFunction"),
+    ("GET", "/unsubscribes/{source}", "UnsubscribesFunction"),
+}
+ENV_CONTRACT = {
+    "KEAP_URL",
+    "KEAP_API_KEY_SECRET_ARN",
+    "WEBHOOK_SECRETS_ARN",
+    "ROUTES_FILE",
+    "QUEUE_URL",
+    "DLQ_URL",
+    "MAX_RECEIVE_COUNT",
+    "KEAP_MAX_CALLS_PER_SECOND",
+    "IDEMPOTENCY_TABLE",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "LOG_LEVEL",
+}
+
+
+# ------------------------------------------------------------------------------------------ loading
+class _CfnLoader(yaml.SafeLoader):
+    """Reads `!Ref x` / `!GetAtt a.b` / `!Sub s` ... as their long forms instead of failing."""
+
+
+def _cfn_tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"Ref": name}
+
+
+def arn(name: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [name, "Arn"]}
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    return template["Resources"][logical_id]["Properties"]
+
+
+def function(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    """A function's properties as SAM deploys them: Globals merged in (environment maps merge)."""
+    merged = dict(template.get("Globals", {}).get("Function", {}))
+    own = props(template, logical_id)
+    for key, value in own.items():
+        if key == "Environment":
+            variables = dict(merged.get("Environment", {}).get("Variables", {}))
+            variables.update(value["Variables"])
+            merged["Environment"] = {"Variables": variables}
+        else:
+            merged[key] = value
+    return merged
+
+
+def default(template: dict[str, Any], parameter: str) -> Any:
+    return template["Parameters"][parameter]["Default"]
+
+
+def statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    found = []
+    for policy in props(template, role).get("Policies", []):
+        found.extend(policy["PolicyDocument"]["Statement"])
+    return found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# ------------------------------------------------------------------------------------------ functions
+def test_three_functions_run_python313_on_arm64_with_the_shared_and_routes_layers(template):
+    functions = resources(template, "AWS::Serverless::Function")
+    assert set(functions) == {f"{prefix}Function" for prefix, _ in KINDS.values()}
+    for folder, (prefix, _) in KINDS.items():
+        fn = function(template, f"{prefix}Function")
+        assert fn["CodeUri"] == f"functions/{folder}/"
+        assert fn["Handler"] == "app.handler"
+        assert fn["Runtime"] == "python3.13"
+        assert fn["Architectures"] == ["arm64"]
+        assert fn["Timeout"] == 30
+        assert fn["MemorySize"] == ref("FunctionMemorySize")
+        assert fn["Layers"] == [ref("SharedLayer"), ref("RoutesLayer")]
+    assert default(template, "FunctionMemorySize") == 256
+
+
+def test_shared_layer_is_built_by_sam_for_arm64_from_shared(template):
+    layer = template["Resources"]["SharedLayer"]
+    assert layer["Properties"]["ContentUri"] == "shared/"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert (ROOT / "shared" / "requirements.txt").is_file()
+    # SAM builds layers for x86_64 unless BuildArchitecture says otherwise: the C wheels must match arm64.
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_routes_file_ships_in_a_layer_where_routes_file_points(template):
+    layer = props(template, "RoutesLayer")
+    assert layer["ContentUri"] == "config/"
+    # A layer's content is unpacked under /opt, so config/routes.yaml lands at /opt/routes.yaml.
+    for prefix, _ in KINDS.values():
+        env = function(template, f"{prefix}Function")["Environment"]["Variables"]
+        assert env["ROUTES_FILE"] == "/opt/routes.yaml"
+
+
+def test_every_function_gets_the_configuration_contract(template):
+    service_names = set()
+    for prefix, _ in KINDS.values():
+        env = function(template, f"{prefix}Function")["Environment"]["Variables"]
+        assert env.keys() >= ENV_CONTRACT
+        assert env["QUEUE_URL"] == ref(f"{prefix}Queue")
+        assert env["DLQ_URL"] == ref(f"{prefix}DLQ")
+        assert env["MAX_RECEIVE_COUNT"] == ref("MaxReceiveCount")
+        assert env["KEAP_MAX_CALLS_PER_SECOND"] == ref("KeapMaxCallsPerSecond")
+        assert env["KEAP_URL"] == ref("KeapUrl")
+        assert env["KEAP_API_KEY_SECRET_ARN"] == ref("KeapApiKeySecret")
+        assert env["WEBHOOK_SECRETS_ARN"] == ref("WebhookSecretsSecret")
+        assert env["IDEMPOTENCY_TABLE"] == ref("IdempotencyTable")
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "KeapRelay"
+        assert env["LOG_LEVEL"] == ref("LogLevel")
+        # Declared for `sam local invoke --env-vars`, but never holding a value in the template.
+        assert env["KEAP_API_KEY"] == "" and env["WEBHOOK_SECRETS"] == ""
+        service_names.add(env["POWERTOOLS_SERVICE_NAME"])
+    assert len(service_names) == len(KINDS)
+    assert default(template, "KeapUrl") == "https://api.infusionsoft.com/crm/xmlrpc/v1"
+
+
+# ------------------------------------------------------------------------------------------ HTTP API
+def test_http_api_routes_each_kind_to_its_function_with_payload_v2(template):
+    assert "HttpApi" in resources(template, "AWS::Serverless::HttpApi")
+    routes = set()
+    for logical_id in resources(template, "AWS::Serverless::Function"):
+        for event in props(template, logical_id)["Events"].values():
+            if event["Type"] == "HttpApi":
+                p = event["Properties"]
+                assert p["ApiId"] == ref("HttpApi")
+                assert p["PayloadFormatVersion"] == "2.0"
+                routes.add((p["Method"], p["Path"], logical_id))
+    assert routes == EXPECTED_ROUTES
+
+
+def test_access_logs_never_record_the_path_or_query(template):
+    api = props(template, "HttpApi")
+    log_format = api["AccessLogSettings"]["Format"]
+    json.loads(log_format)  # CloudWatch Logs Insights needs it to stay JSON
+    assert "$context.path" not in log_format and "querystring" not in log_format.lower()
+    assert "$context.routeKey" in log_format
+
+
+# ------------------------------------------------------------------------------------------ queues
+def test_work_queues_redrive_to_their_dlq_after_max_receive_count(template):
+    parameter = template["Parameters"]["MaxReceiveCount"]
+    assert parameter["Default"] >= 5 and parameter["MinValue"] >= 5
+    assert parameter["Default"] == 8
+    for prefix, _ in KINDS.values():
+        redrive = props(template, f"{prefix}Queue")["RedrivePolicy"]
+        assert redrive == {
+            "deadLetterTargetArn": arn(f"{prefix}DLQ"),
+            "maxReceiveCount": ref("MaxReceiveCount"),
+        }
+        assert "RedrivePolicy" not in props(template, f"{prefix}DLQ")
+
+
+def test_visibility_timeout_is_at_least_six_function_timeouts(template):
+    for prefix, _ in KINDS.values():
+        timeout = function(template, f"{prefix}Function")["Timeout"]
+        assert props(template, f"{prefix}Queue")["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_queues_and_dlqs_keep_messages_fourteen_days_encrypted(template):
+    queues = resources(template, "AWS::SQS::Queue")
+    assert set(queues) == {f"{prefix}{suffix}" for prefix, _ in KINDS.values() for suffix in ("Queue", "DLQ")}
+    for logical_id in queues:
+        p = props(template, logical_id)
+        assert p["MessageRetentionPeriod"] == 1209600
+        assert p["SqsManagedSseEnabled"] is True
+
+
+def test_sqs_event_sources_report_partial_failures_with_bounded_concurrency(template):
+    concurrency = template["Parameters"]["MaximumConcurrency"]
+    assert concurrency["MinValue"] >= 2 and concurrency["Default"] >= 2
+    for prefix, _ in KINDS.values():
+        sqs = [
+            e["Properties"]
+            for e in props(template, f"{prefix}Function")["Events"].values()
+            if e["Type"] == "SQS"
+        ]
+        assert len(sqs) == 1
+        source = sqs[0]
+        assert source["Queue"] == arn(f"{prefix}Queue")
+        assert 1 <= source["BatchSize"] <= 10
+        assert 0 <= source["MaximumBatchingWindowInSeconds"] <= 5
+        assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert source["ScalingConfig"] == {"MaximumConcurrency": ref("MaximumConcurrency")}
+
+
+# ------------------------------------------------------------------------------------------ EventBridge
+def test_an_eventbridge_rule_per_kind_feeds_its_queue_with_dlq_and_retries(template):
+    for prefix, kind in KINDS.values():
+        rule = props(template, f"{prefix}Rule")
+        assert rule["EventBusName"] == ref("EventBusName")
+        assert rule["EventPattern"] == {"source": [ref("EventSource")], "detail-type": [kind]}
+        (target,) = rule["Targets"]
+        assert target["Arn"] == arn(f"{prefix}Queue")
+        assert target["DeadLetterConfig"] == {"Arn": arn(f"{prefix}DLQ")}
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+        assert 60 <= target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
+        # Workers read canonical events from their queue, not EventBridge envelopes.
+        assert target["InputPath"] == "$.detail"
+    assert not default(template, "EventSource").startswith("aws.")
+
+
+def test_only_the_kinds_rule_may_send_to_its_queue_and_dlq(template):
+    policies = resources(template, "AWS::SQS::QueuePolicy")
+    by_queue = {}
+    for logical_id in policies:
+        p = props(template, logical_id)
+        for queue in p["Queues"]:
+            by_queue[queue["Ref"]] = p["PolicyDocument"]["Statement"]
+    for prefix, _ in KINDS.values():
+        for queue in (f"{prefix}Queue", f"{prefix}DLQ"):
+            (statement,) = by_queue[queue]
+            assert statement["Effect"] == "Allow"
+            assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+            assert statement["Action"] == "sqs:SendMessage"
+            assert statement["Resource"] == arn(queue)
+            assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": arn(f"{prefix}Rule")}}
+
+
+# ------------------------------------------------------------------------------------------ secrets & IAM
+def test_secrets_are_created_empty_and_handed_to_functions_by_arn(template):
+    secrets = resources(template, "AWS::SecretsManager::Secret")
+    assert set(secrets) == {"KeapApiKeySecret", "WebhookSecretsSecret"}
+    for secret in secrets.values():
+        # A value in the template would be in CloudFormation's hands and overwrite the user's on update.
+        assert not {"SecretString", "GenerateSecretString"} & secret["Properties"].keys()
+
+
+def test_each_function_has_its_own_role_so_sam_attaches_no_broad_managed_policies(template):
+    for prefix, _ in KINDS.values():
+        fn = props(template, f"{prefix}Function")
+        assert fn["Role"] == arn(f"{prefix}FunctionRole")
+        assert "Policies" not in fn
+        role = props(template, f"{prefix}FunctionRole")
+        (managed,) = role["ManagedPolicyArns"]
+        assert managed["Fn::If"][0] == "TracingActive"
+        assert managed["Fn::If"][2] == ref("AWS::NoValue")
+
+
+def test_function_roles_reach_only_their_own_queues_secrets_and_table(template):
+    for prefix, _ in KINDS.values():
+        own_queues = [arn(f"{prefix}Queue"), arn(f"{prefix}DLQ")]
+        granted: dict[str, list[Any]] = {}
+        for statement in statements(template, f"{prefix}FunctionRole"):
+            assert statement["Effect"] == "Allow"
+            for action in as_list(statement["Action"]):
+                assert "*" not in action
+                granted.setdefault(action, []).extend(as_list(statement["Resource"]))
+            for resource in as_list(statement["Resource"]):
+                assert resource != "*" and not (isinstance(resource, str) and "*" in resource)
+        assert granted["sqs:SendMessage"] == own_queues
+        for action in (
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+        ):
+            assert granted[action] == [arn(f"{prefix}Queue")]
+        assert granted["secretsmanager:GetSecretValue"] == [
+            ref("KeapApiKeySecret"),
+            ref("WebhookSecretsSecret"),
+        ]
+        dynamodb = {a for a in granted if a.startswith("dynamodb:")}
+        assert dynamodb == {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        }
+        assert all(granted[a] == [arn("IdempotencyTable")] for a in dynamodb)
+        services = {a.split(":")[0] for a in granted}
+        assert services == {"logs", "sqs", "secretsmanager", "dynamodb"}
+
+
+def test_idempotency_table_matches_powertools_layout(template):
+    table = props(template, "IdempotencyTable")
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+
+
+# ------------------------------------------------------------------------------------------ alarms & outputs
+def test_every_dlq_alarms_to_the_topic_as_soon_as_a_message_waits(template):
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    watched = {}
+    for alarm in alarms.values():
+        p = alarm["Properties"]
+        assert (p["Namespace"], p["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        assert (p["ComparisonOperator"], p["Threshold"]) == ("GreaterThanThreshold", 0)
+        assert p["AlarmActions"] == [ref("AlarmTopic")]
+        (dimension,) = p["Dimensions"]
+        assert dimension["Name"] == "QueueName"
+        watched[dimension["Value"]["Fn::GetAtt"][0]] = p
+    assert set(watched) == {f"{prefix}DLQ" for prefix, _ in KINDS.values()}
+
+
+def test_alarm_email_is_subscribed_only_when_given(template):
+    assert default(template, "AlarmEmail") == ""
+    assert template["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [ref("AlarmEmail"), ""]}]}
+    (subscription,) = resources(template, "AWS::SNS::Subscription").values()
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["TopicArn"] == ref("AlarmTopic")
+    assert subscription["Properties"]["Endpoint"] == ref("AlarmEmail")
+
+
+def test_outputs_give_urls_queues_secrets_and_topic(template):
+    outputs = {k: v["Value"] for k, v in template["Outputs"].items()}
+    for folder, (prefix, _) in KINDS.items():
+        url = outputs[f"{prefix}WebhookUrl"]["Fn::Sub"]
+        assert url.startswith("https://${HttpApi}.execute-api.") and url.endswith(f"/{folder}/{{source}}")
+        assert outputs[f"{prefix}QueueUrl"] == ref(f"{prefix}Queue")
+        assert outputs[f"{prefix}DLQUrl"] == ref(f"{prefix}DLQ")
+    assert outputs["ApiUrl"]["Fn::Sub"].startswith("https://${HttpApi}.execute-api.")
+    assert outputs["KeapApiKeySecretArn"] == ref("KeapApiKeySecret")
+    assert outputs["WebhookSecretsSecretArn"] == ref("WebhookSecretsSecret")
+    assert outputs["AlarmTopicArn"] == ref("AlarmTopic")
+
+
+def test_samconfig_deploys_the_stack_with_the_templates_defaults(template):
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))["default"]
+    assert config["global"]["parameters"]["stack_name"] == "keap-relay"
+    deploy = config["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["resolve_s3"] is True and deploy["confirm_changeset"] is True
+    overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"])
+    assert overrides.keys() <= template["Parameters"].keys()
+    for name, value in overrides.items():
+        # What samconfig passes must not drift from the template's own default.
+        assert value.strip('"') == str(default(template, name)), name
+
+
+# ------------------------------------------------------------------------------------------ linters
+def _tool(name: str) -> str | None:
+    beside_python = Path(sys.executable).parent / name
+    return str(beside_python) if beside_python.exists() else shutil.which(name)
+
+
+def _offline_env(tmp_path: Path) -> dict[str, str]:
+    """An environment in which the AWS tools can reach nothing but a closed loopback port."""
+    app_dir = tmp_path / "sam-app"
+    app_dir.mkdir()
+    # SAM CLI asks PyPI for a newer version once a week; a fresh check time keeps it from trying.
+    metadata = {"lastVersionCheck": time.time(), "telemetryEnabled": False}
+    (app_dir / "metadata.json").write_text(json.dumps(metadata))
+    env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY")}
+    blackhole = "http://127.0.0.1:9"
+    env.update(
+        {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "SAM_CLI_TELEMETRY": "0",
+            "__SAM_CLI_APP_DIR": str(app_dir),
+            "HTTP_PROXY": blackhole,
+            "HTTPS_PROXY": blackhole,
+            "http_proxy": blackhole,
+            "https_proxy": blackhole,
+            "NO_PROXY": "",
+            "no_proxy": "",
+        }
+    )
+    return env
+
+
+def test_cfn_lint_passes(tmp_path):
+    cfn_lint = _tool("cfn-lint")
+    if cfn_lint is None:
+        pytest.skip("cfn-lint is not installed")
+    run = subprocess.run(
+        [cfn_lint, str(TEMPLATE)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_offline_env(tmp_path),
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_sam_validate_lint_passes(tmp_path):
+    sam = _tool("sam")
+    if sam is None:
+        pytest.skip("the sam executable is not installed")
+    run = subprocess.run(
+        [sam, "validate", "--lint", "--template-file", str(TEMPLATE)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_offline_env(tmp_path),
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+# ------------------------------------------------------------------------------------------ events/
+def _samples() -> list[tuple[str, Path, dict[str, Any]]]:
+    return [
+        (folder, path, json.loads(path.read_text(encoding="utf-8")))
+        for folder in KINDS
+        for path in sorted((EVENTS / folder).glob("*.json"))
+    ]
+
+
+def _canonical_events(sample: dict[str, Any]) -> list[dict[str, Any]]:
+    """The canonical events a sample carries, whatever trigger it is shaped as."""
+    if "Records" in sample:
+        return [json.loads(record["body"]) for record in sample["Records"]]
+    if "requestContext" in sample:
+        return [json.loads(sample["body"])] if sample.get("body") else []
+    if "detail-type" in sample:
+        return [sample["detail"]]
+    return [sample]
+
+
+def test_each_function_has_a_sample_for_each_trigger():
+    for folder in KINDS:
+        names = {p.name for p in (EVENTS / folder).glob("*.json")}
+        assert names >= {"http-generic.json", "sqs.json", "eventbridge.json", "bare.json"}
+
+
+def test_http_samples_are_payload_v2_and_carry_a_valid_signature():
+    signed = 0
+    for folder, path, sample in _samples():
+        if "requestContext" not in sample:
+            continue
+        assert sample["version"] == "2.0", path
+        assert sample["isBase64Encoded"] is False, path
+        method = sample["requestContext"]["http"]["method"]
+        source = sample["pathParameters"]["source"]
+        assert sample["routeKey"] == sample["requestContext"]["routeKey"] == f"{method} /{folder}/{{source}}"
+        assert sample["rawPath"] == sample["requestContext"]["http"]["path"] == f"/{folder}/{source}"
+        if method != "POST":
+            continue
+        body = sample["body"]
+        expected = "sha256=" + hmac.new(LOCAL_SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+        assert sample["headers"]["x-relay-signature"] == expected, f"{path}: run python events/sign.py {path}"
+        assert sample["headers"]["content-length"] == str(len(body.encode())), path
+        assert sample["headers"]["content-type"] == "application/json"
+        signed += 1
+    assert signed == len(KINDS)
+
+
+def test_sqs_samples_are_batches_with_receive_counts_and_true_checksums():
+    for folder, path, sample in _samples():
+        if "Records" not in sample:
+            continue
+        assert len(sample["Records"]) == 2, path
+        for record in sample["Records"]:
+            assert record["eventSource"] == "aws:sqs"
+            assert int(record["attributes"]["ApproximateReceiveCount"]) >= 1
+            checksum = hashlib.md5(record["body"].encode(), usedforsecurity=False).hexdigest()
+            assert record["md5OfBody"] == checksum, path
+            assert f"{KINDS[folder][0]}Queue" in record["eventSourceARN"]
+
+
+def test_eventbridge_samples_match_their_rule(template):
+    for folder, path, sample in _samples():
+        if "detail-type" in sample:
+            assert sample["detail-type"] == KINDS[folder][1], path
+            assert sample["source"] == default(template, "EventSource"), path
+
+
+def test_every_canonical_sample_is_well_formed_and_ids_are_unique():
+    seen: dict[str, Path] = {}
+    count = 0
+    for folder, path, sample in _samples():
+        for event in _canonical_events(sample):
+            assert event["kind"] == KINDS[folder][1], path
+            assert event["source"] and event["id"], path
+            assert event["contact"]["email"].endswith("@example.com"), path
+            assert event["id"] not in seen, f"{event['id']} in both {seen.get(event['id'])} and {path}"
+            seen[event["id"]] = path
+            count += 1
+    assert count == 5 * len(KINDS)
+
+
+def test_every_canonical_sample_passes_the_event_schemas():
+    canonical = pytest.importorskip("keap_relay.events.canonical")
+    for folder, _path, sample in _samples():
+        for event in _canonical_events(sample):
+            canonical.validate_event(event, KINDS[folder][1])  # raises EventInvalid naming the field
+
+
+# ------------------------------------------------------------------------------------------ events/sign.py
+@pytest.fixture(scope="module")
+def sign() -> Any:
+    spec = importlib.util.spec_from_file_location("events_sign", EVENTS / "sign.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sign_re_signs_an_edited_http_sample(sign, tmp_path, monkeypatch):
+    monkeypatch.delenv("WEBHOOK_SECRETS", raising=False)
+    sample = json.loads((EVENTS / "forms" / "http-generic.json").read_text(encoding="utf-8"))
+    edited = json.loads(sample["body"]) | {"id": "frm-edited"}
+    sample["body"] = edited  # an object body is serialised for the user
+    path = tmp_path / "http.json"
+    path.write_text(json.dumps(sample), encoding="utf-8")
+
+    assert sign.refresh(path) is True
+
+    result = json.loads(path.read_text(encoding="utf-8"))
+    assert json.loads(result["body"]) == edited
+    expected = hmac.new(LOCAL_SECRET.encode(), result["body"].encode(), hashlib.sha256).hexdigest()
+    assert result["headers"]["x-relay-signature"] == f"sha256={expected}"
+    assert result["headers"]["content-length"] == str(len(result["body"].encode()))
+
+
+def test_sign_uses_the_sources_secret_from_webhook_secrets(sign, tmp_path, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_SECRETS", json.dumps({"generic": "s3cret-for-generic"}))
+    path = tmp_path / "http.json"
+    shutil.copy(EVENTS / "purchases" / "http-generic.json", path)
+
+    sign.refresh(path)
+
+    result = json.loads(path.read_text(encoding="utf-8"))
+    expected = hmac.new(b"s3cret-for-generic", result["body"].encode(), hashlib.sha256).hexdigest()
+    assert result["headers"]["x-relay-signature"] == f"sha256={expected}"
+
+
+def test_sign_refreshes_sqs_checksums_and_leaves_other_samples_alone(sign, tmp_path):
+    sqs = json.loads((EVENTS / "unsubscribes" / "sqs.json").read_text(encoding="utf-8"))
+    sqs["Records"][0]["body"] = {
+        "kind": "unsubscribe",
+        "source": "generic",
+        "id": "x",
+        "contact": {"email": "x@example.com"},
+    }
+    path = tmp_path / "sqs.json"
+    path.write_text(json.dumps(sqs), encoding="utf-8")
+    bare = tmp_path / "bare.json"
+    shutil.copy(EVENTS / "unsubscribes" / "bare.json", bare)
+    before = bare.read_bytes()
+
+    assert sign.refresh(path) is True
+    assert sign.refresh(bare) is False
+
+    record = json.loads(path.read_text(encoding="utf-8"))["Records"][0]
+    assert isinstance(record["body"], str)
+    assert record["md5OfBody"] == hashlib.md5(record["body"].encode(), usedforsecurity=False).hexdigest()
+    assert bare.read_bytes() == before
