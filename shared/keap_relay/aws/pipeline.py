@@ -9,12 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ..events.canonical import EventInvalid, validate_event
-from ..events.errors import EventRejected, MethodNotAllowed, SignatureInvalid, UnknownSource, WebhookRejected
-from ..events.sources import adapter
+from ..events.errors import WebhookRejected
 from ..recipes.plan import plan
 from ..recipes.routes import RoutesError, load_routes
 from ..recipes.runner import RunResult, SequenceFailed, SequenceRunner
-from . import http, observe, queue
+from . import http, ingest, observe, queue
 from .config import ConfigError, Settings
 
 log = logging.getLogger("keap_relay.pipeline")
@@ -167,29 +166,9 @@ class Pipeline:
         return self._inline(event)
 
     # -- the ingest path ---------------------------------------------------------------------------
-    def _accept(self, request: http.Request) -> list[dict[str, Any]]:
-        source = adapter(request.source)
-        if source is None:
-            raise UnknownSource(f"no source named {request.source!r}")
-        if request.method != "POST":
-            raise MethodNotAllowed(f"{request.method} is not accepted here; webhooks are POSTed")
-        secret = self.settings.webhook_secret(request.source)
-        if not secret:
-            raise SignatureInvalid(f"no webhook secret is configured for source {request.source!r}")
-        source.verify(request.headers, request.body, secret)
-        events = source.parse(request.headers, request.body)
-        for event in events:
-            event.setdefault("kind", self.kind)
-            event.setdefault("source", request.source)
-            try:
-                validate_event(event, self.kind)
-            except EventInvalid as exc:
-                raise EventRejected(str(exc)) from None
-        return events
-
     def _on_http(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:
-            events = self._accept(http.parse_request(event))
+            accepted = ingest.accept(http.parse_request(event), self.kind, self.settings.webhook_secret)
         except WebhookRejected as exc:
             observe.count("WebhooksRejected", self.kind)
             log.info("rejected webhook: %d %s", exc.status, exc.error)
@@ -198,6 +177,9 @@ class Pipeline:
             log.error("cannot check webhooks: %s", exc)
             return http.error(503, "unavailable", "the webhook secrets cannot be read; retry later",
                               {"retry-after": RETRY_AFTER_SECONDS})
+        if accepted.reply is not None:
+            return http.respond(200, accepted.reply)
+        events = accepted.events
         if self.settings.queue_url:
             try:
                 for item in events:

@@ -42,3 +42,13 @@ class EventRejected(WebhookRejected):
     """The body parsed but the event fails the canonical schema."""
 
     status, error = 422, "invalid_event"
+
+
+class EventIgnored(Exception):
+    """Not a refusal: a genuine delivery of something keap-relay does not act on (a Stripe refund, a
+    WooCommerce order not yet paid). It is answered 200 with `detail`, so the vendor does not retry,
+    and nothing is queued."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)

@@ -1,0 +1,73 @@
+"""Gravity Forms (Webhooks add-on) entries, JSON or form-encoded, with dotted input ids such as "1.3"."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from ._common import (
+    FORM,
+    JSON,
+    address,
+    canonical_event,
+    contact,
+    contact_from_fields,
+    field_for,
+    fields_body,
+    first,
+    prune,
+    require_media,
+    stable_id,
+    text,
+)
+
+SOURCE = "gravityforms"
+KINDS = ("form_submission",)
+CONTENT_TYPES = (JSON, FORM)
+AUTH = ("token",)  # the add-on does not sign: the URL carries ?token=<secret>
+FIELD_HINTS = {"contact.email": "an Email field (or a key named email with 'Select Fields')"}
+_INPUT = re.compile(r"(\d+)(?:\.(\d+))?")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+# Gravity Forms' standard inputs of a compound field, by input number: what each one is.
+NAME_INPUTS = {"3": "first", "6": "last"}  # 2 prefix, 4 middle, 8 suffix are not contact fields
+ADDRESS_INPUTS = {"1": "line1", "2": "line2", "3": "city", "4": "region", "5": "postal_code", "6": "country_code"}
+
+
+def sign(raw_body: bytes, secret: str, *, content_type: str = JSON) -> dict[str, str]:
+    """The add-on sends no signature (the secret goes in the URL as ?token=): only the content type."""
+    return {"content-type": content_type}
+
+
+def _entry_contact(body: dict[str, Any]) -> dict[str, Any]:
+    """From an Entry ("All Fields"): the Name field has inputs .3/.6, the Address field .1 and .5,
+    and the Email field is the first plain input holding an address (entries carry no labels)."""
+    compound: dict[str, dict[str, Any]] = defaultdict(dict)
+    email = None
+    for key, value in body.items():
+        match = _INPUT.fullmatch(key)
+        if not match or text(value) is None:
+            continue
+        field, part = match.groups()
+        if part:
+            compound[field][part] = value
+        elif email is None and isinstance(value, str) and _EMAIL.fullmatch(value.strip()):
+            email = value
+    names = next((c for c in compound.values() if set(c) & set(NAME_INPUTS) and not {"1", "5"} & set(c)), {})
+    place = next((c for c in compound.values() if {"1", "5"} & set(c)), {})
+    return contact(email, names.get("3"), names.get("6"),
+                   address=address(**{ADDRESS_INPUTS[k]: v for k, v in place.items() if k in ADDRESS_INPUTS}))
+
+
+def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
+    """One form_submission per entry. Keys named like contact fields (the 'Select Fields' body) win;
+    an 'All Fields' entry is read by Gravity Forms' standard input ids."""
+    require_media(headers, CONTENT_TYPES)
+    body = fields_body(headers, raw_body)
+    named = contact_from_fields((field_for(key), value) for key, value in body.items() if not _INPUT.fullmatch(key))
+    person = {**_entry_contact(body), **named}
+    event_id = first(text(body.get("id")), stable_id(sorted((str(k), str(v)) for k, v in body.items())))
+    form = prune({"id": text(body.get("form_id"))})
+    return [canonical_event("form_submission", SOURCE, event_id, None, person, form=form)]
