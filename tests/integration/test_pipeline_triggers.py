@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -39,10 +40,10 @@ def queues(sqs, name):
     return work, dlq
 
 
-def pipeline(kind, emu, routes=ROUTES, queue_url=None, dlq_url=None, max_receive=5):
+def pipeline(kind, emu, routes=ROUTES, queue_url=None, dlq_url=None, max_receive=5, **more):
     settings = Settings(kind=kind, keap_url=emu.url, routes_file=routes, queue_url=queue_url, dlq_url=dlq_url,
                         max_receive_count=max_receive, keap_api_key_env=KEY,
-                        webhook_secrets_env=json.dumps({"generic": SECRET}))
+                        webhook_secrets_env=json.dumps({"generic": SECRET}), **more)
     return Pipeline(kind, settings)
 
 
@@ -68,11 +69,12 @@ def http_event(kind_path, body, headers=None, method="POST", source="generic", b
     }
 
 
-def sqs_event(bodies, receive_count=1):
+def sqs_event(bodies, receive_count=1, message_attributes=None):
+    sent = str(int(time.time() * 1000))
     return {"Records": [
         {"messageId": f"m{i}", "receiptHandle": f"h{i}", "body": body if isinstance(body, str) else json.dumps(body),
-         "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": "0"},
-         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+         "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": sent},
+         "messageAttributes": message_attributes or {}, "md5OfBody": "", "eventSource": "aws:sqs",
          "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
         for i, body in enumerate(bodies)]}
 
@@ -235,23 +237,77 @@ def test_sqs_permanent_failure_goes_to_dlq_with_reason_at_once(emu, sqs, tmp_pat
     assert a["AttemptCount"] == "1" and a["Transient"] == "false" and a["EventId"] == ev["id"]
 
 
-def test_sqs_transient_failure_is_retried_then_dead_lettered_on_last_receive(emu, sqs):
+def number_attrs(**values):
+    return {k: {"stringValue": str(v), "dataType": "Number"} for k, v in values.items()}
+
+
+def test_sqs_transient_failure_is_requeued_as_a_new_message_then_applied(emu, sqs):
     work, dlq = queues(sqs, "trans")
     emu.set_faults(FaultPlan(rate_5xx=1.0, methods={"ContactService.addToGroup"}))
-    p = pipeline("form_submission", emu, queue_url=work, dlq_url=dlq, max_receive=3)
-    ok = form_event(email="fine@example.com")
+    p = pipeline("form_submission", emu, queue_url=work, dlq_url=dlq, retry_base_seconds=0)
     p.runner.keap.client.max_attempts = 1  # fail fast: the queue does the retrying here
-    out = p.handle(sqs_event([ok], receive_count=1))
-    assert out == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    ev = form_event(email="fine@example.com")
+    first_seen = time.time() - 600
+    out = p.handle(sqs_event([ev], message_attributes=number_attrs(FirstSeenAt=first_seen, Retries=2)))
+    assert out == {"batchItemFailures": []}  # the original is done with: a new message carries the retry
     assert drain(sqs, dlq) == []
-    out = p.handle(sqs_event([ok], receive_count=3))
-    assert out == {"batchItemFailures": []}
-    [msg] = drain(sqs, dlq)
-    assert attrs(msg)["Transient"] == "true" and attrs(msg)["AttemptCount"] == "3"
+    [msg] = drain(sqs, work)
+    assert json.loads(msg["Body"]) == ev
+    assert attrs(msg)["Retries"] == "3"
+    assert float(attrs(msg)["FirstSeenAt"]) == pytest.approx(first_seen, abs=0.01)
     emu.set_faults(FaultPlan())
-    assert p.handle(sqs_event([ok], receive_count=2)) == {"batchItemFailures": []}
+    retried = sqs_event([msg["Body"]], message_attributes={
+        k: {"stringValue": v["StringValue"], "dataType": v["DataType"]} for k, v in msg["MessageAttributes"].items()})
+    assert p.handle(retried) == {"batchItemFailures": []}
     [cid] = emu.model.find_ids_by_email("fine@example.com")
     assert emu.model.contact_tags(cid) == {100, 101, 102}
+    assert drain(sqs, work) == [] and drain(sqs, dlq) == []
+
+
+def test_retry_delay_grows_and_keaps_own_wait_wins():
+    from keap_relay.aws.queue import MAX_DELAY_SECONDS, Retry
+
+    delays = [Retry(1, n, 0.0, now=1.0).next_delay(30) for n in range(6)]
+    assert all(b > a for a, b in zip(delays, delays[1:], strict=False))
+    assert 24 <= delays[0] <= 36
+    assert Retry(1, 5, 0.0).next_delay(30, wait=7.5) == 7.5
+    long_wait = Retry(1, 0, 0.0, now=1000.0).next(3600)
+    assert long_wait["DelaySeconds"] == MAX_DELAY_SECONDS
+    assert float(long_wait["MessageAttributes"]["NotBefore"]["StringValue"]) == 4600.0
+
+
+def test_event_waiting_for_keaps_quota_is_requeued_without_calling_keap(emu, sqs):
+    work, dlq = queues(sqs, "wait")
+    p = pipeline("form_submission", emu, queue_url=work, dlq_url=dlq)
+    not_before = time.time() + 1.8  # Keap said: quota back in under two seconds
+    p.handle(sqs_event([form_event()], message_attributes=number_attrs(NotBefore=not_before, Retries=1)))
+    assert emu.calls() == []
+    [msg] = sqs.receive_message(QueueUrl=work, MessageAttributeNames=["All"], WaitTimeSeconds=5)["Messages"]
+    assert attrs(msg)["Retries"] == "1"  # waiting is not a retry
+
+
+def test_transient_failure_of_an_event_past_the_max_age_is_dead_lettered(emu, sqs):
+    work, dlq = queues(sqs, "old")
+    emu.set_faults(FaultPlan(rate_5xx=1.0))
+    p = pipeline("form_submission", emu, queue_url=work, dlq_url=dlq, max_event_age_seconds=3600)
+    p.runner.keap.client.max_attempts = 1
+    old = number_attrs(FirstSeenAt=time.time() - 7200, Retries=9)
+    assert p.handle(sqs_event([form_event()], message_attributes=old)) == {"batchItemFailures": []}
+    assert drain(sqs, work) == []
+    [msg] = drain(sqs, dlq)
+    assert attrs(msg)["Transient"] == "true" and attrs(msg)["AttemptCount"] == "10"
+
+
+def test_without_a_queue_to_resend_to_sqs_redelivers_until_the_last_receive(emu, sqs):
+    _, dlq = queues(sqs, "noq")
+    emu.set_faults(FaultPlan(rate_5xx=1.0, methods={"ContactService.addToGroup"}))
+    p = pipeline("form_submission", emu, dlq_url=dlq, max_receive=3)
+    p.runner.keap.client.max_attempts = 1
+    ev = form_event()
+    assert p.handle(sqs_event([ev], receive_count=1)) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert p.handle(sqs_event([ev], receive_count=3)) == {"batchItemFailures": []}
+    [msg] = drain(sqs, dlq)
+    assert attrs(msg)["Transient"] == "true" and attrs(msg)["AttemptCount"] == "3"
 
 
 def test_sqs_unparseable_body_and_invalid_event_are_dead_lettered(emu, sqs):

@@ -51,6 +51,12 @@ class Settings:
     keap_api_key_secret_arn: str | None = None
     webhook_secrets_env: str | None = None
     webhook_secrets_arn: str | None = None
+    idempotency_table: str | None = None
+    # A transient failure is re-queued with a growing delay (retry_base_seconds doubling, at most 15 min,
+    # SQS's DelaySeconds limit) until the event is older than max_event_age_seconds; then it is dead-lettered.
+    retry_base_seconds: float = 30.0
+    max_event_age_seconds: int = 4 * 86400
+    function_timeout_seconds: int = 30
 
     @classmethod
     def from_env(cls, kind: str, env: dict[str, str] | None = None) -> Settings:
@@ -59,8 +65,14 @@ class Settings:
         try:
             max_receive = int(env.get("MAX_RECEIVE_COUNT") or 5)
             max_rate = float(rate) if rate else None
+            retry_base = float(env.get("RETRY_BASE_SECONDS") or 30)
+            max_age = int(env.get("MAX_EVENT_AGE_SECONDS") or 4 * 86400)
+            timeout = int(env.get("FUNCTION_TIMEOUT_SECONDS") or 30)
         except ValueError as exc:
-            raise ConfigError(f"MAX_RECEIVE_COUNT / KEAP_MAX_CALLS_PER_SECOND must be numbers: {exc}") from None
+            raise ConfigError(
+                "MAX_RECEIVE_COUNT, KEAP_MAX_CALLS_PER_SECOND, RETRY_BASE_SECONDS, MAX_EVENT_AGE_SECONDS and "
+                f"FUNCTION_TIMEOUT_SECONDS must be numbers: {exc}"
+            ) from None
         return cls(
             kind=kind,
             keap_url=env.get("KEAP_URL") or DEFAULT_KEAP_URL,
@@ -73,6 +85,10 @@ class Settings:
             keap_api_key_secret_arn=env.get("KEAP_API_KEY_SECRET_ARN") or None,
             webhook_secrets_env=env.get("WEBHOOK_SECRETS") or None,
             webhook_secrets_arn=env.get("WEBHOOK_SECRETS_ARN") or None,
+            idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
+            retry_base_seconds=retry_base,
+            max_event_age_seconds=max_age,
+            function_timeout_seconds=timeout,
         )
 
     def __repr__(self) -> str:

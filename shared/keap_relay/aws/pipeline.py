@@ -12,8 +12,8 @@ from ..events.canonical import EventInvalid, validate_event
 from ..events.errors import WebhookRejected
 from ..recipes.plan import plan
 from ..recipes.routes import RoutesError, load_routes
-from ..recipes.runner import RunResult, SequenceFailed, SequenceRunner
-from . import http, ingest, observe, queue
+from ..recipes.runner import Checkpoints, RunResult, SequenceFailed, SequenceRunner
+from . import durability, http, ingest, observe, queue
 from .config import ConfigError, Settings
 
 log = logging.getLogger("keap_relay.pipeline")
@@ -23,9 +23,11 @@ RETRY_AFTER_SECONDS = "60"  # what a sender is told to wait when Keap or SQS is 
 class EventFailed(Exception):
     """An event could not be applied; `failure` says why, `transient` whether a retry may succeed."""
 
-    def __init__(self, failure: queue.Failure, result: RunResult | None = None) -> None:
+    def __init__(self, failure: queue.Failure, result: RunResult | None = None,
+                 retry_after: float | None = None) -> None:
         self.failure = failure
         self.result = result
+        self.retry_after = retry_after  # when Keap said how long to wait (a 429)
         self.transient = failure.transient
         super().__init__(f"{failure.error_class} at {failure.step}: {failure.message}")
 
@@ -52,6 +54,9 @@ class Pipeline:
         self.kind = kind
         self._settings = settings
         self._runner = runner
+        self._idempotency: durability.Idempotency | None = None
+        self._once: Callable[..., dict[str, Any]] | None = None
+        self._context: Any = None
 
     @property
     def settings(self) -> Settings:
@@ -74,18 +79,46 @@ class Pipeline:
         return self._runner
 
     # -- the worker path ---------------------------------------------------------------------------
-    def process(self, event: Any, attempts: int = 1) -> RunResult:
-        """Validate, plan and run one canonical event; raise EventFailed with the reason on failure."""
+    @property
+    def idempotency(self) -> durability.Idempotency | None:
+        """Once-only application per event key, when IDEMPOTENCY_TABLE is set."""
+        if self._idempotency is None and self.settings.idempotency_table:
+            keep = durability.keep_seconds(self.settings.max_event_age_seconds)
+            self._idempotency = durability.Idempotency(
+                self.settings.idempotency_table, keep, self.settings.function_timeout_seconds
+            )
+        return self._idempotency
+
+    def _apply(self, event: dict[str, Any], checkpoints: Checkpoints | None = None) -> dict[str, Any]:
+        result = self.runner.run(plan(event, load_routes(self.settings.routes_file)), checkpoints)
+        log.info("applied %s event %s: contacts %s, %d steps", self.kind, event.get("id"), result.contact_ids,
+                 len(result.steps))
+        return result.to_dict()
+
+    def _apply_once(self, event: dict[str, Any]) -> dict[str, Any]:
+        idempotency = self.idempotency
+        if idempotency is None:
+            return self._apply(event)
+        if self._once is None:
+            self._once = idempotency.wrap(lambda ev: self._apply(ev, idempotency.checkpoints(ev)))
+        return self._once(event, self._context)
+
+    def process(self, event: Any, attempts: int = 1) -> dict[str, Any]:
+        """Validate, plan and run one canonical event once; raise EventFailed with the reason on failure.
+
+        A duplicate of an event already applied returns the first result and calls Keap zero times.
+        """
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyPersistenceLayerError,
+        )
+
         ident = event if isinstance(event, dict) else {}
         where = {"kind": self.kind, "source": str(ident.get("source") or ""), "event_id": str(ident.get("id") or "")}
         observe.correlate(where["event_id"], self.kind)
         try:
-            valid = validate_event(event, self.kind)
-            routes = load_routes(self.settings.routes_file)
-            result = self.runner.run(plan(valid, routes))
+            result = self._apply_once(validate_event(event, self.kind))
             observe.count("EventsApplied", self.kind)
-            log.info("applied %s event %s: contacts %s, %d steps", self.kind, where["event_id"],
-                     result.contact_ids, len(result.steps))
             return result
         except EventInvalid as exc:
             raise EventFailed(queue.Failure("EventInvalid", str(exc), "validate", attempts, False, **where)) from exc
@@ -97,7 +130,15 @@ class Pipeline:
             step = f"{exc.step.key} ({exc.step.call})"
             failure = queue.Failure(exc.step.error_class or "Error", exc.step.error or "", step, attempts,
                                     exc.transient, **where)
-            raise EventFailed(failure, exc.result) from exc
+            raise EventFailed(failure, exc.result, getattr(exc.cause, "retry_after", None)) from exc
+        except IdempotencyAlreadyInProgressError as exc:
+            # Another delivery of the same event is being applied right now: try again after it.
+            failure = queue.Failure("InProgress", "another delivery of this event is being applied", "idempotency",
+                                    attempts, True, **where)
+            raise EventFailed(failure) from exc
+        except IdempotencyPersistenceLayerError as exc:
+            failure = queue.Failure("IdempotencyStoreError", str(exc), "idempotency", attempts, True, **where)
+            raise EventFailed(failure) from exc
 
     def _dead_letter(self, body: str, failure: queue.Failure) -> bool:
         """Send to the DLQ when there is one; False when there is none (the caller must not drop it)."""
@@ -109,8 +150,19 @@ class Pipeline:
                     failure.error_class, failure.step)
         return True
 
+    def _retry_later(self, record: Any, retry: queue.Retry, wait: float | None) -> bool:
+        """Re-queue a transiently failed record with a growing delay; False when it must not wait longer."""
+        if not self.settings.queue_url or retry.age() > self.settings.max_event_age_seconds:
+            return False
+        delay = retry.next_delay(self.settings.retry_base_seconds, wait)
+        queue.requeue(self.settings.queue_url, record.body, retry.next(delay))
+        observe.count("EventsRetried", self.kind)
+        log.info("event will be retried in %.0f s (retry %d)", delay, retry.retries + 1)
+        return True
+
     def _on_record(self, record: Any) -> None:
-        attempts = int(record.attributes.approximate_receive_count or 1)
+        retry = queue.Retry.of(record)
+        attempts = retry.attempts
         try:
             event = json.loads(record.body)
         except ValueError as exc:
@@ -122,16 +174,20 @@ class Pipeline:
         if isinstance(event, dict) and "detail-type" in event and "detail" in event:
             # An EventBridge envelope: moto ignores the rule's InputPath, and a DLQ'd delivery keeps it too.
             event = event["detail"]
+        if retry.waiting():
+            # Keap's quota is not back yet: wait again without calling Keap.
+            queue.requeue(self.settings.queue_url or "", record.body, retry.next(retry.remaining(), same=True))
+            return
         try:
             self.process(event, attempts)
         except EventFailed as exc:
-            last = attempts >= self.settings.max_receive_count
-            # A transient failure goes back to the queue for SQS to retry, unless this was the last receive:
-            # then we dead-letter it ourselves, so its reason travels with it.
-            if exc.transient and not last:
+            if exc.transient and self._retry_later(record, retry, exc.retry_after):
+                return
+            last = retry.receives >= self.settings.max_receive_count
+            # Without a queue to re-send to, a transient failure goes back to SQS to be redelivered, unless
+            # this was the last receive: then we dead-letter it ourselves, so its reason travels with it.
+            if exc.transient and not last and not self.settings.queue_url:
                 observe.count("EventsRetried", self.kind)
-                log.info("transient failure of %s (receive %d of %d); SQS will retry", exc.failure.event_id,
-                         attempts, self.settings.max_receive_count)
                 raise
             if not self._dead_letter(record.body, exc.failure):
                 raise
@@ -146,7 +202,7 @@ class Pipeline:
     def _inline(self, event: Any) -> dict[str, Any]:
         """Direct invokes and EventBridge: process now; dead-letter permanent failures when a DLQ exists."""
         try:
-            return {"status": "applied", "result": self.process(event).to_dict()}
+            return {"status": "applied", "result": self.process(event)}
         except EventFailed as exc:
             if not exc.transient and self._dead_letter(json.dumps(event, default=str), exc.failure):
                 return {"status": "dead_lettered", "reason": exc.failure.attributes()["ErrorMessage"]["StringValue"],
@@ -214,6 +270,7 @@ class Pipeline:
             "direct": self._on_direct,
         }
         observe.logger()
+        self._context = context
         try:
             return handlers[_trigger(event)](event, context)
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -65,4 +66,84 @@ def enqueue(queue_url: str, event: dict[str, Any]) -> str:
 def dead_letter(dlq_url: str, body: str, failure: Failure) -> str:
     """Send the original body to the DLQ with the failure as attributes; returns the message id."""
     response = sqs_client().send_message(QueueUrl=dlq_url, MessageBody=body, MessageAttributes=failure.attributes())
+    return str(response["MessageId"])
+
+
+MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds limit; longer waits are carried in NotBefore
+JITTER = 0.2  # ± share of a delay, so events that failed together do not all return together
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often a queued event has been tried and since when, carried in its message attributes.
+
+    A transient failure is re-sent as a new message (delayed) instead of returned to the queue, so waiting
+    out a Keap outage or quota does not use up the queue's receives (maxReceiveCount).
+    """
+
+    receives: int  # this message's ApproximateReceiveCount
+    retries: int  # how many times the event was re-queued before
+    first_seen: float  # epoch seconds the event was first queued
+    not_before: float = 0.0  # epoch seconds before which Keap must not be called for it
+    now: float = 0.0
+
+    @classmethod
+    def of(cls, record: Any, now: float | None = None) -> Retry:
+        raw = getattr(record, "raw_event", record)
+        attrs = raw.get("attributes") or {}
+        message_attrs = raw.get("messageAttributes") or {}
+
+        def attr(name: str, default: float) -> float:
+            value = (message_attrs.get(name) or {}).get("stringValue")
+            try:
+                return float(value) if value is not None else default
+            except ValueError:
+                return default
+
+        sent = float(attrs.get("SentTimestamp") or 0) / 1000 or time.time()
+        return cls(
+            receives=int(attrs.get("ApproximateReceiveCount") or 1),
+            retries=int(attr("Retries", 0)),
+            first_seen=attr("FirstSeenAt", sent),
+            not_before=attr("NotBefore", 0.0),
+            now=time.time() if now is None else now,
+        )
+
+    @property
+    def attempts(self) -> int:
+        return self.retries + self.receives
+
+    def age(self) -> float:
+        return self.now - self.first_seen
+
+    def waiting(self) -> bool:
+        return self.not_before > self.now + 1
+
+    def remaining(self) -> float:
+        return max(0.0, self.not_before - self.now)
+
+    def next_delay(self, base: float, wait: float | None = None) -> float:
+        """Keap's own wait when it gave one (a 429), else base doubling per retry, with jitter."""
+        if wait is not None and wait > 0:
+            return wait
+        delay = base * (2 ** min(self.retries, 16))
+        return delay * (1 + random.uniform(-JITTER, JITTER))
+
+    def next(self, delay: float, same: bool = False) -> dict[str, Any]:
+        """SendMessage arguments (DelaySeconds + attributes) for the re-queued event."""
+        not_before = self.now + delay if delay > MAX_DELAY_SECONDS else 0.0
+        values = {
+            "Retries": str(self.retries if same else self.retries + 1),
+            "FirstSeenAt": f"{self.first_seen:.3f}",
+            "NotBefore": f"{not_before:.3f}",
+        }
+        return {
+            "DelaySeconds": int(min(MAX_DELAY_SECONDS, max(0.0, delay))),
+            "MessageAttributes": {k: {"DataType": "Number", "StringValue": v} for k, v in values.items()},
+        }
+
+
+def requeue(queue_url: str, body: str, how: dict[str, Any]) -> str:
+    """Send a failed event back to its work queue to be tried again later (see Retry)."""
+    response = sqs_client().send_message(QueueUrl=queue_url, MessageBody=body, **how)
     return str(response["MessageId"])

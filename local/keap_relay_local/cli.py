@@ -1,0 +1,279 @@
+"""`keap-relay` / `python -m keap_relay_local`: run the local stack, demo it, invoke one function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .stack import DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_WEBHOOK_SECRETS, ROOT, LocalStack
+
+STATE_DIR = ".local-stack"  # under the repository root; git-ignored
+STATE_FILE = "stack.json"
+DEFAULT_PORTS = {"gateway": 3000, "emulator": 8765, "moto": 5005}
+
+DEFAULT_ROUTES = "config/routes.yaml"  # relative to the repository root
+ROUTES_HELP = "routes file (default: the repository's config/routes.yaml)"
+
+
+def _routes_path(value: str) -> str:
+    # A path the user types is relative to where they are; only the default is the repository's.
+    return str(Path(value).resolve())
+
+
+_KEAP_ENV_HELP = (
+    "Keap is an emulator started on 127.0.0.1 unless KEAP_API_KEY or KEAP_URL is set in the environment: "
+    "then the functions use that Keap (KEAP_URL defaults to https://api.infusionsoft.com/crm/xmlrpc/v1; "
+    "KEAP_API_KEY to the emulator's key, for an emulator started with `python -m keap_emulator serve`). "
+    'WEBHOOK_SECRETS (a JSON object source -> secret) replaces the local secrets {"generic": "local-dev-secret"}.'
+)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    # moto's per-request lines and boto3's credential notices say nothing a user needs.
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _secrets_from_env() -> dict[str, str]:
+    raw = os.environ.get("WEBHOOK_SECRETS")
+    return {str(k): str(v) for k, v in json.loads(raw).items()} if raw else dict(DEFAULT_WEBHOOK_SECRETS)
+
+
+def _add_stack_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--routes", type=_routes_path, help=ROUTES_HELP)
+    parser.add_argument(
+        "--visibility-timeout", type=int, default=DEFAULT_VISIBILITY_TIMEOUT, metavar="SECONDS",
+        help="visibility timeout of the local work queues, replacing the template's so that a failed record "
+        "is retried after seconds, not minutes (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+
+
+# ---------------------------------------------------------------------------------------------------- run
+
+
+def _add_run(parser: argparse.ArgumentParser) -> None:
+    _add_stack_options(parser)
+    for name, port in DEFAULT_PORTS.items():
+        parser.add_argument(f"--{name}-port", type=int, default=port, help=f"{name} port (default: %(default)s)")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+
+
+def _curl_example(stack: LocalStack) -> str | None:
+    sample = stack.root / "events" / "forms" / "http-generic.json"
+    if not sample.exists():
+        return None
+    from .demo import SIGNERS
+
+    event = json.loads(sample.read_text(encoding="utf-8"))
+    body = str(event.get("body") or "").encode()
+    secret = stack.webhook_secrets.get("generic")
+    if secret is None:
+        return None
+    signature = SIGNERS["x-relay-signature"](body, secret)
+    return (
+        f"curl -sS -X POST {stack.webhook_url('forms', 'generic')} -H 'content-type: application/json' "
+        f"-H 'x-relay-signature: {signature}' --data-binary {shlex.quote(body.decode())}"
+    )
+
+
+def describe(stack: LocalStack) -> dict[str, Any]:
+    """URLs of a running stack (no secrets): printed by `run` and written to .local-stack/stack.json."""
+    return {
+        "gateway": stack.gateway_url,
+        "routes": [f"{r.method} {stack.gateway_url}{r.path}" for r in stack.spec.routes],
+        "emulator": stack.emulator.base_url if stack.emulator is not None else None,
+        "keap_url": stack.keap_url,
+        "moto": stack.moto_url,
+        "region": stack.region,
+        "queues": {k: {"queue": stack.queue_url(k), "dlq": stack.dlq_url(k)} for k in stack.kinds},
+        "visibility_timeout": stack.visibility_timeout,
+        "pid": os.getpid(),
+    }
+
+
+def _print_run_banner(stack: LocalStack, info: dict[str, Any]) -> None:
+    lines = ["", "keap-relay local stack is up", "", "Webhooks (API Gateway HTTP API stand-in):"]
+    lines += [f"  {route}" for route in info["routes"]]
+    if stack.emulator is not None:
+        lines += ["", f"Keap emulator (XML-RPC)  {stack.keap_url}",
+                  f"  state                  {info['emulator']}/_emulator/state",
+                  f"  call log               {info['emulator']}/_emulator/calls"]  # fmt: skip
+    else:
+        lines += ["", f"Keap: {stack.keap_url} (from KEAP_URL / KEAP_API_KEY; no emulator started)"]
+    lines += ["", f"moto (SQS, EventBridge, DynamoDB)  {info['moto']}  region {info['region']}"]
+    for kind, urls in info["queues"].items():
+        lines.append(f"  {kind:<13} queue {urls['queue']}  dlq {urls['dlq']}")
+    lines.append(f"  work queues use a {stack.visibility_timeout} s visibility timeout locally (--visibility-timeout)")
+    curl = _curl_example(stack)
+    if curl:
+        lines += ["", "Try it (a signed sample form):", f"  {curl}"]
+    lines += ["", "Ctrl-C to stop.", ""]
+    print("\n".join(lines), flush=True)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1):
+        pass
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _setup_logging(args.verbose)
+    stack = LocalStack.from_env(
+        gateway_port=args.gateway_port, emulator_port=args.emulator_port, moto_port=args.moto_port,
+        routes_file=args.routes or DEFAULT_ROUTES, visibility_timeout=args.visibility_timeout, root=args.root,
+    )  # fmt: skip
+    state = args.root / STATE_DIR / STATE_FILE
+    with stack:
+        info = describe(stack)
+        state.parent.mkdir(exist_ok=True)
+        state.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        _print_run_banner(stack, info)
+        try:
+            _wait_for_signal()
+        finally:
+            state.unlink(missing_ok=True)
+            print("stopping ...", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- demo
+
+
+def _add_demo(parser: argparse.ArgumentParser) -> None:
+    _add_stack_options(parser)
+    parser.add_argument("--gateway", metavar="URL", help="use the running stack at URL instead of starting one")
+    parser.add_argument(
+        "--emulator",
+        metavar="URL",
+        help="with --gateway: the emulator's base URL (default: from .local-stack/stack.json, written by `run`)",
+    )
+    parser.add_argument("--moto", metavar="URL", help="with --gateway: moto's URL (default: as --emulator)")
+    parser.add_argument("--verbose", action="store_true", help="show the stack's log")
+
+
+def _http_json(url: str) -> Any:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - URL given by the user
+        return json.loads(response.read())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import load_samples, run_demo, wait_queues_empty
+    from .resources import client
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+    if not args.verbose:
+        logging.getLogger("keap_emulator").setLevel(logging.WARNING)
+    samples = load_samples(args.root)
+    if not samples:
+        print(f"no samples under {args.root / 'events'}", file=sys.stderr)
+        return 1
+    if args.gateway is None:
+        with LocalStack.from_env(
+            routes_file=args.routes or DEFAULT_ROUTES, visibility_timeout=args.visibility_timeout, root=args.root
+        ) as stack:
+            emulator = stack.emulator
+            outcomes = run_demo(
+                samples, gateway_url=stack.gateway_url, events=stack.events, sqs=stack.sqs,
+                dlq_urls={k: stack.dlq_url(k) for k in stack.kinds}, secrets=stack.webhook_secrets,
+                drain=lambda: stack.wait_drained(60),
+                snapshot=(lambda: emulator.model.snapshot()) if emulator is not None else None, out=sys.stdout,
+            )  # fmt: skip
+    else:
+        state_file = args.root / STATE_DIR / STATE_FILE
+        known = json.loads(state_file.read_text(encoding="utf-8")) if state_file.exists() else {}
+        emulator_url = args.emulator or known.get("emulator")
+        moto_url = args.moto or known.get("moto")
+        region = known.get("region", "us-east-1")
+        sqs = client("sqs", moto_url, region) if moto_url else None
+        queues = known.get("queues") or {}
+        outcomes = run_demo(
+            samples, gateway_url=args.gateway.rstrip("/"),
+            events=client("events", moto_url, region) if moto_url else None, sqs=sqs,
+            dlq_urls={k: q["dlq"] for k, q in queues.items() if q.get("dlq")}, secrets=_secrets_from_env(),
+            drain=(lambda: wait_queues_empty(sqs, [q["queue"] for q in queues.values()])) if sqs else lambda: None,
+            snapshot=(lambda: _http_json(emulator_url + "/_emulator/state")) if emulator_url else None,
+            out=sys.stdout,
+        )  # fmt: skip
+    failed = [o for o in outcomes if not o.applied]
+    print(f"\n{len(outcomes) - len(failed)} of {len(outcomes)} samples applied.")
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------------------------------- invoke
+
+
+def _add_invoke(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--function", required=True, help="function folder under functions/ (forms, purchases, ...)")
+    parser.add_argument("--event", required=True, help="event JSON file (- for stdin), e.g. events/forms/bare.json")
+    parser.add_argument("--routes", type=_routes_path, help=ROUTES_HELP)
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from .invoke import invoke_function
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    raw = sys.stdin.read() if args.event == "-" else Path(args.event).read_text(encoding="utf-8")
+    event = json.loads(raw)
+    result, ok = invoke_function(
+        args.function, event, root=args.root, routes_file=args.routes or DEFAULT_ROUTES,
+        keap_api_key=os.environ.get("KEAP_API_KEY") or None, keap_url=os.environ.get("KEAP_URL") or None,
+        webhook_secrets=_secrets_from_env(),
+    )  # fmt: skip
+    print(json.dumps(result, indent=2, default=str))
+    return 0 if ok else 1
+
+
+# ---------------------------------------------------------------------------------------------------- wiring
+
+# name → (help, add arguments, run). A new command (e.g. `dlq list|show|redrive|purge`) is one entry.
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "run": ("start the local stack on fixed ports and keep it running until Ctrl-C", _add_run, cmd_run),
+    "demo": ("send every sample webhook and bus event through a stack and show what Keap holds", _add_demo, cmd_demo),
+    "invoke": ("run one event through one function in this process (no Docker, no queue)", _add_invoke, cmd_invoke),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keap-relay",
+        description="keap-relay on one machine: the emulator (or real Keap), moto, the functions and an "
+        "API Gateway stand-in, all on 127.0.0.1.",
+        epilog=_KEAP_ENV_HELP,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text, epilog=_KEAP_ENV_HELP)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130

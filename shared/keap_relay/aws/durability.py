@@ -1,0 +1,118 @@
+"""Exactly-once effects: Powertools idempotency on the event key, and per-step checkpoints in DynamoDB."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# Keap is called again for a duplicate only after this long; webhook senders retry for up to 3 days
+# (Stripe), and an event may wait out a Keap outage in its queue before it is applied.
+MIN_KEEP_SECONDS = 3 * 86400
+CHECKPOINT_PREFIX = "checkpoint#"
+STEP_PREFIX = "step:"
+IDENTITY_PATH = "[kind, source, id]"  # the idempotency key: kind + source + the source's id
+
+
+def event_key(event: dict[str, Any]) -> str:
+    """kind#source#id: what makes two deliveries the same event."""
+    return f"{event.get('kind')}#{event.get('source')}#{event.get('id')}"
+
+
+@functools.cache
+def dynamodb_client() -> Any:
+    import boto3
+
+    return boto3.client("dynamodb")
+
+
+def keep_seconds(max_event_age_seconds: int) -> int:
+    """How long results and checkpoints are kept: past the oldest age an event may still be applied at."""
+    return max(MIN_KEEP_SECONDS, max_event_age_seconds + 86400)
+
+
+class DynamoCheckpoints:
+    """Completed steps of one event, one attribute per step on a `checkpoint#<key>` item of the table."""
+
+    def __init__(self, table: str, key: str, keep: int, client: Any | None = None) -> None:
+        self.table = table
+        self.item_id = CHECKPOINT_PREFIX + key
+        self.keep = keep
+        self.client = client or dynamodb_client()
+
+    def completed(self) -> dict[str, Any]:
+        item = self.client.get_item(
+            TableName=self.table, Key={"id": {"S": self.item_id}}, ConsistentRead=True
+        ).get("Item", {})
+        return {
+            name[len(STEP_PREFIX):]: json.loads(value["S"])
+            for name, value in item.items()
+            if name.startswith(STEP_PREFIX)
+        }
+
+    def record(self, key: str, result: Any) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key={"id": {"S": self.item_id}},
+            UpdateExpression="SET #step = :result, #exp = :exp",
+            ExpressionAttributeNames={"#step": STEP_PREFIX + key, "#exp": "expiration"},
+            ExpressionAttributeValues={
+                ":result": {"S": json.dumps(result, default=str)},
+                ":exp": {"N": str(int(time.time()) + self.keep)},
+            },
+        )
+
+
+@dataclass
+class _Context:
+    """Stands in for a LambdaContext where there is none (direct runs), so an in-progress record of a
+    crashed run expires after one function timeout instead of blocking the event for days."""
+
+    timeout_seconds: int
+    function_name: str = "keap-relay"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:keap-relay"
+    aws_request_id: str = "local"
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class Idempotency:
+    """Runs `apply(event)` at most once per event key; a duplicate gets the first result, no Keap call."""
+
+    def __init__(self, table: str, keep: int, timeout_seconds: int, client: Any | None = None) -> None:
+        from aws_lambda_powertools.utilities.idempotency import (
+            DynamoDBPersistenceLayer,
+            IdempotencyConfig,
+        )
+
+        self.table = table
+        self.keep = keep
+        self.timeout_seconds = timeout_seconds
+        self.config = IdempotencyConfig(
+            event_key_jmespath=IDENTITY_PATH, expires_after_seconds=keep, raise_on_no_idempotency_key=True
+        )
+        self.store = DynamoDBPersistenceLayer(table_name=table, boto3_client=client or dynamodb_client())
+
+    def wrap(self, apply: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        from aws_lambda_powertools.utilities.idempotency import idempotent_function
+
+        @idempotent_function(data_keyword_argument="event", config=self.config, persistence_store=self.store)
+        def apply_once(event: dict[str, Any]) -> dict[str, Any]:
+            return apply(event)
+
+        def run(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+            self.config.register_lambda_context(context or _Context(self.timeout_seconds))
+            return apply_once(event=event)
+
+        return run
+
+    def checkpoints(self, event: dict[str, Any]) -> DynamoCheckpoints:
+        return DynamoCheckpoints(self.table, event_key(event), self.keep, self.store.client)

@@ -1,0 +1,53 @@
+"""Permanent failures end in the kind's DLQ with their reason, once, without retries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from e2e_support import contact_of, form_event, post_webhook, unique_email
+
+from keap_relay_local.stack import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+# Sequence 99 does not exist in the emulator's world: Keap answers addToCampaign with a [Loading] fault.
+ROUTES = """\
+version: 1
+dup_check: Email
+forms:
+  - match: {}
+    tags: [100]
+    campaigns: [99]
+purchases: []
+unsubscribes: []
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    routes = tmp_path_factory.mktemp("routes") / "routes.yaml"
+    routes.write_text(ROUTES)
+    with LocalStack(routes_file=routes, visibility_timeout=1) as running:
+        yield running
+
+
+def test_an_unknown_sequence_sends_the_event_to_the_dlq_with_its_reason(stack: LocalStack) -> None:
+    email = unique_email("doomed")
+    event = form_event(email)
+    assert post_webhook(stack.webhook_url("forms"), event)[0] == 202
+    stack.wait_drained(60)
+
+    (letter,) = stack.dead_letters("forms")
+    assert json.loads(letter["body"])["id"] == event["id"]
+    attributes = letter["attributes"]
+    assert "Loading" in attributes["ErrorClass"] + attributes["ErrorMessage"]
+    assert "addToCampaign" in attributes["FailedStep"] or "99" in attributes["FailedStep"]
+    assert attributes["AttemptCount"] == "1"  # permanent: dead-lettered on the first receive, not retried
+    assert attributes["Transient"] == "false"
+    assert stack.poller_stats("forms").failed_records == 0
+    # the upsert came before the failing step, so the contact is in Keap
+    contact_of(stack.emulator, email)
+    # reading the DLQ does not consume it
+    assert [m["message_id"] for m in stack.dead_letters("forms")] == [letter["message_id"]]

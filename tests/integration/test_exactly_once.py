@@ -1,0 +1,108 @@
+"""Exactly-once effects: duplicates call Keap zero times; retries resume after the last completed step."""
+
+import json
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+from keap_emulator import EmulatorServer, FaultPlan
+from keap_relay.aws import durability
+from keap_relay.aws.config import Settings
+from keap_relay.aws.pipeline import EventFailed, Pipeline
+
+KEY = "local-dev-key"
+
+
+@pytest.fixture(scope="module")
+def emu():
+    with EmulatorServer(port=0, api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def table(aws_env):
+    durability.dynamodb_client.cache_clear()
+    name = f"idem-{uuid.uuid4().hex[:8]}"
+    boto3.client("dynamodb").create_table(
+        TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    yield name
+    durability.dynamodb_client.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh(emu):
+    emu.reset()
+    emu.set_faults(FaultPlan())
+
+
+def routes(tmp_path):
+    path = Path(tmp_path) / "routes.yaml"
+    path.write_text("version: 1\npurchases:\n  - match: {}\n    tags: [201, 202, 203]\n    action_sets: [21]\n")
+    return str(path)
+
+
+def pipeline(emu, table, tmp_path):
+    settings = Settings(kind="purchase", keap_url=emu.url, routes_file=routes(tmp_path), keap_api_key_env=KEY,
+                        idempotency_table=table)
+    p = Pipeline("purchase", settings)
+    p.runner.keap.client.max_attempts = 1
+    return p
+
+
+def purchase(event_id="o-1", source="shopify", email="buyer@example.com"):
+    return {"kind": "purchase", "source": source, "id": event_id, "contact": {"email": email},
+            "order": {"id": "1001", "total": "49.00", "currency": "USD", "items": [{"sku": "COURSE-101"}]}}
+
+
+def keap_calls(emu):
+    return [c for c in emu.calls() if c["method"]]
+
+
+def test_duplicate_delivery_returns_the_first_result_and_calls_keap_zero_times(emu, table, tmp_path):
+    p = pipeline(emu, table, tmp_path)
+    first = p.process(purchase())
+    made = len(keap_calls(emu))
+    assert made == 5
+    again = pipeline(emu, table, tmp_path).process(purchase())  # another container, same table
+    assert len(keap_calls(emu)) == made
+    assert again["contact_ids"] == first["contact_ids"]
+    assert again["steps"] == first["steps"]
+    [cid] = first["contact_ids"]
+    assert len(emu.model.action_set_runs(cid)) == 1
+
+
+def test_key_is_kind_source_and_id(emu, table, tmp_path):
+    p = pipeline(emu, table, tmp_path)
+    p.process(purchase("same-id", source="shopify", email="a@example.com"))
+    p.process(purchase("same-id", source="stripe", email="b@example.com"))
+    assert emu.model.find_ids_by_email("a@example.com") and emu.model.find_ids_by_email("b@example.com")
+
+
+def test_retry_resumes_after_completed_steps_and_never_reruns_the_action_set(emu, table, tmp_path):
+    p = pipeline(emu, table, tmp_path)
+    emu.set_faults(FaultPlan(rate_5xx=1.0, methods={"ContactService.addToGroup"}))
+    with pytest.raises(EventFailed) as info:
+        p.process(purchase("o-2"))
+    assert info.value.transient
+    [cid] = info.value.result.contact_ids
+    assert len(emu.model.action_set_runs(cid)) == 1  # it succeeded; the tags failed
+    emu.set_faults(FaultPlan())
+    result = p.process(purchase("o-2"), attempts=2)
+    assert len(emu.model.action_set_runs(cid)) == 1
+    status = {s["key"]: s["status"] for s in result["steps"]}
+    assert status[f"{cid}/run_action_set:21"] == "resumed"
+    assert status["upsert_contact"] == "resumed"
+    assert status[f"{cid}/apply_tag:201"] == "ok"
+    assert emu.model.contact_tags(cid) == {201, 202, 203}
+    called = [c["method"] for c in keap_calls(emu)]
+    assert called.count("ContactService.runActionSequence") == 1
+
+
+def test_checkpoints_live_beside_the_idempotency_record_with_a_ttl(emu, table, tmp_path):
+    pipeline(emu, table, tmp_path).process(purchase("o-3"))
+    item = boto3.client("dynamodb").get_item(TableName=table, Key={"id": {"S": "checkpoint#purchase#shopify#o-3"}})
+    steps = {k: json.loads(v["S"]) for k, v in item["Item"].items() if k.startswith("step:")}
+    assert len(steps) == 5 and int(item["Item"]["expiration"]["N"]) > 0
