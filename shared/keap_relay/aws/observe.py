@@ -5,10 +5,41 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
+import threading
 from typing import Any
 
 SERVICE = "keap-relay"
 NAMESPACE = "KeapRelay"
+
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret (the Keap key, a webhook secret) so no log line can ever carry it."""
+    if value and len(value) >= 4:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Text safe to log: known secrets replaced, email addresses masked (ada@example.com → a***@example.com)."""
+    for secret in tuple(_secrets):
+        text = text.replace(secret, "***")
+    return _EMAIL.sub(r"\1***@\2", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Applied to every record that reaches the function's log handler, whoever logged it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.getMessage())
+            record.args = ()
+        return True
 
 
 @functools.cache
@@ -18,6 +49,7 @@ def logger() -> Any:
     from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
     powertools = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
+    powertools.registered_handler.addFilter(RedactingFilter())
     logging.getLogger("keap_relay")  # registers the parent so its children inherit the handler
     copy_config_to_registered_loggers(source_logger=powertools, include={"keap_relay"})
     return powertools
