@@ -44,6 +44,7 @@ invoke: $(STAMP)  ## run one event through one function without Docker: make inv
 
 bench: $(STAMP)  ## run the benchmarks and write docs/benchmarks*.md
 	$(BIN)/python bench/bench_codec.py
+	$(BIN)/python bench/bench_pipeline.py
 
 validate: lint  ## alias of lint
 

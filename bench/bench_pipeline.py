@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "shared"), str(ROOT / "local")]
 
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # one INFO line per event would swamp the report
+
 from keap_relay.aws.config import Settings  # noqa: E402
 from keap_relay.aws.pipeline import Pipeline  # noqa: E402
 
@@ -82,7 +84,7 @@ class KeepAlive(xmlrpc.client.Transport):
 
 
 def run_sequential(url: str, n: int) -> tuple[float, float]:
-    proxy = xmlrpc.client.ServerProxy(url, transport=KeepAlive(), headers=[("X-Keap-API-Key", KEY)])
+    proxy = xmlrpc.client.ServerProxy(url, transport=KeepAlive(headers=[("X-Keap-API-Key", KEY)]))
     cs = proxy.ContactService
 
     def one(i: int) -> None:
