@@ -1,11 +1,16 @@
 """Re-sign sample events in place after editing them, so their signatures and checksums stay true.
 
     python events/sign.py events/forms/http-generic.json [more files...]
+    python events/sign.py events/*/*.json
 
-API Gateway HTTP API samples (payload v2) get `x-relay-signature: sha256=<hex HMAC-SHA256 of the body>`
-and a matching `content-length`; the secret is the source's entry in the `WEBHOOK_SECRETS` environment
-variable (a JSON object source -> secret) or "local-dev-secret". A body written as a JSON object
-instead of a string is serialised compactly first, which is the easy way to edit one.
+API Gateway HTTP API samples (payload v2) are signed the way their source's vendor signs (the adapter's
+own sign(): Stripe-Signature, X-Shopify-Hmac-Sha256, ...; x-relay-signature for `generic`), or get
+?token=<secret> in the URL for the sources that authenticate by token, and a matching `content-length`.
+The secret is the source's entry in the `WEBHOOK_SECRETS` environment variable (a JSON object source ->
+secret) when it has one, else in events/local-secrets.json (the local stack's defaults). A body written
+as a JSON object instead of a string is serialised compactly first, which is the easy way to edit one.
+Signatures with a timestamp (Stripe, Webflow, SendGrid, Mailgun) are made for now, so those samples go
+stale: the demo re-signs every sample as it sends it.
 SQS samples get each record's `md5OfBody` recomputed (and object bodies serialised the same way).
 Other files are left alone.
 """
@@ -19,9 +24,18 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-DEFAULT_SECRET = "local-dev-secret"  # noqa: S105 - the published local-only secret of the samples
+HERE = Path(__file__).resolve().parent
+LOCAL_SECRETS = HERE / "local-secrets.json"
+DEFAULT_SECRET = "local-dev-secret"  # noqa: S105 - the published local-only secret of the generic samples
 SIGNATURE_HEADER = "x-relay-signature"
+
+try:
+    from keap_relay.events import sources
+except ImportError:  # run with a Python that lacks the editable install: use the checkout's shared/
+    sys.path.insert(0, str(HERE.parent / "shared"))
+    from keap_relay.events import sources
 
 
 def as_body(value: Any) -> str:
@@ -37,19 +51,47 @@ def relay_signature(body: str, secret: str) -> str:
     return f"sha256={digest}"
 
 
+def local_secrets() -> dict[str, str]:
+    """events/local-secrets.json: the local stack's secret of every source."""
+    if not LOCAL_SECRETS.exists():
+        return {}
+    return {str(k): str(v) for k, v in json.loads(LOCAL_SECRETS.read_text(encoding="utf-8")).items()}
+
+
 def secret_for(source: str) -> str:
-    """The local signing secret of `source`, from WEBHOOK_SECRETS or the local default."""
+    """The local signing secret of `source`: WEBHOOK_SECRETS, else events/local-secrets.json."""
     raw = os.environ.get("WEBHOOK_SECRETS", "")
     secrets = json.loads(raw) if raw.strip() else {}
-    return str(secrets.get(source, DEFAULT_SECRET))
+    return str(secrets.get(source) or local_secrets().get(source) or DEFAULT_SECRET)
+
+
+def _set_query(event: dict[str, Any], query: dict[str, str]) -> None:
+    params = {**(event.get("queryStringParameters") or {}), **query}
+    event["queryStringParameters"] = params
+    event["rawQueryString"] = urlencode(params)
 
 
 def _sign_http(event: dict[str, Any]) -> None:
-    body = as_body(event.get("body", ""))
-    event["body"] = body
-    headers = event.setdefault("headers", {})
     source = (event.get("pathParameters") or {}).get("source", "")
-    headers[SIGNATURE_HEADER] = relay_signature(body, secret_for(source))
+    method = event.get("requestContext", {}).get("http", {}).get("method", "POST")
+    headers = event.setdefault("headers", {})
+    secret = secret_for(source)
+    if method != "POST":  # a vendor's URL check (Mailchimp's GET): only the URL's token to refresh
+        signed = sources.sign_request(source, b"", secret)
+        if signed.query:
+            _set_query(event, signed.query)
+        return
+    body = as_body(event.get("body", ""))
+    if sources.adapter(source) is None:
+        signed = sources.SignedRequest(body.encode(), {SIGNATURE_HEADER: relay_signature(body, secret)}, {})
+    else:
+        signed = sources.sign_request(source, body.encode(), secret)
+    event["body"] = body = signed.body.decode()
+    for name, value in signed.headers.items():
+        if name != "content-type" or "content-type" not in headers:  # the sample's own type (and charset) stays
+            headers[name] = value
+    if signed.query:
+        _set_query(event, signed.query)
     headers["content-length"] = str(len(body.encode()))
 
 
@@ -60,9 +102,16 @@ def _checksum_sqs(event: dict[str, Any]) -> None:
         record["md5OfBody"] = hashlib.md5(record["body"].encode(), usedforsecurity=False).hexdigest()
 
 
+def _is_http(event: dict[str, Any]) -> bool:
+    if event.get("version") != "2.0" or "requestContext" not in event:
+        return False
+    source = sources.source_spec((event.get("pathParameters") or {}).get("source", ""))
+    return bool(event.get("body")) or (source is not None and source.by_token)
+
+
 # Which kind of sample a file holds, by a key only that kind has: each kind is refreshed its own way.
 _REFRESHERS = (
-    (lambda e: e.get("version") == "2.0" and "requestContext" in e and e.get("body"), _sign_http),
+    (_is_http, _sign_http),
     (lambda e: isinstance(e.get("Records"), list), _checksum_sqs),
 )
 
@@ -84,6 +133,8 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     for name in argv:
+        if Path(name).resolve() == LOCAL_SECRETS:
+            continue
         done = refresh(Path(name))
         print(f"{name}: {'updated' if done else 'no signature or checksum to update'}")
     return 0

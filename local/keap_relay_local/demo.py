@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import http.client
 import json
 import re
@@ -13,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from keap_relay.events.sources import sign_request, source_spec
 
 from .stack import peek_queue, resolve_kind
 
@@ -26,13 +26,6 @@ _GATEWAY_HEADERS = frozenset({
     "host", "content-length", "x-forwarded-for", "x-forwarded-port", "x-forwarded-proto", "x-amzn-trace-id",
 })  # fmt: skip
 
-
-def _relay_signature(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-# Signature headers the demo can re-create with the stack's own secrets, as the vendor would sign.
-SIGNERS: dict[str, Callable[[bytes, str], str]] = {"x-relay-signature": _relay_signature}
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
@@ -112,11 +105,17 @@ def send_http(gateway_url: str, sample: Sample, secrets: dict[str, str]) -> tupl
     event = sample.event
     body = sample.body()
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() not in _GATEWAY_HEADERS}
-    for header, sign in SIGNERS.items():
-        if header in headers and sample.source in secrets:
-            headers[header] = sign(body, secrets[sample.source])
-    target = event["rawPath"] + (f"?{event['rawQueryString']}" if event.get("rawQueryString") else "")
+    query = dict(parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True))
     method = event.get("requestContext", {}).get("http", {}).get("method", "POST")
+    if sample.source in secrets and source_spec(sample.source) is not None:
+        # Signed now, the vendor's way, with the stack's secrets: signatures with timestamps (Stripe,
+        # Webflow, Mailgun) expire, so the stored ones cannot be replayed as they are.
+        signed = sign_request(sample.source, body, secrets[sample.source])
+        if method == "POST":
+            body = signed.body
+            headers.update(signed.headers)
+        query.update(signed.query)
+    target = event["rawPath"] + (f"?{urlencode(query)}" if query else "")
     parts = urlsplit(gateway_url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=60)
     try:

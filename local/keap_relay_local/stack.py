@@ -12,6 +12,7 @@ from typing import Any
 
 from .fnhost import FunctionHost, wait_all_ready
 from .gateway import Gateway
+from .moto_sqs_move import install as install_message_move_tasks
 from .poller import PollerStats, QueuePoller
 from .resources import FAKE_CREDENTIALS, Deployed, MotoServer, client, provision
 from .template import StackSpec, read_stack
@@ -19,7 +20,9 @@ from .template import StackSpec, read_stack
 log = logging.getLogger("keap_relay_local.stack")
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_WEBHOOK_SECRETS = {"generic": "local-dev-secret"}
+# The local webhook secrets, one per source; the samples in events/ are signed with them.
+LOCAL_SECRETS_FILE = Path(__file__).resolve().parents[2] / "events" / "local-secrets.json"
+DEFAULT_WEBHOOK_SECRETS: dict[str, str] = json.loads(LOCAL_SECRETS_FILE.read_text("utf-8"))
 EMULATOR_API_KEY = "local-dev-key"
 REAL_KEAP_URL = "https://api.infusionsoft.com/crm/xmlrpc/v1"
 DEFAULT_VISIBILITY_TIMEOUT = 2
@@ -149,6 +152,7 @@ class LocalStack:
                 port=self._ports["emulator"], db=self._emulator_db, api_key=EMULATOR_API_KEY
             ).start()
         self.moto = MotoServer(self._ports["moto"])
+        install_message_move_tasks()  # DLQ redrive (StartMessageMoveTask), which moto lacks
         self.moto.start()
         self.deployed = provision(self.spec, self.moto.url, self.region, self.visibility_timeout)
         self.sqs = client("sqs", self.moto.url, self.region)

@@ -185,8 +185,12 @@ def test_a_killed_function_loses_nothing(stack: LocalStack) -> None:
 
 
 def test_mailchimp_style_get_validation_answers_200(stack: LocalStack) -> None:
-    status, _, _ = http_request(stack.gateway_url + "/unsubscribes/mailchimp", method="GET")
+    # The URL configured at Mailchimp carries the source's token, and so does its validation GET.
+    token = stack.webhook_secrets["mailchimp"]
+    status, _, _ = http_request(stack.gateway_url + f"/unsubscribes/mailchimp?token={token}", method="GET")
     assert status == 200
+    status, _, _ = http_request(stack.gateway_url + "/unsubscribes/mailchimp?token=wrong", method="GET")
+    assert status == 401
 
 
 def test_unknown_route_is_404(stack: LocalStack) -> None:

@@ -9,8 +9,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_layer_requirements_match_pyproject_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    layer = [line.strip() for line in (ROOT / "shared" / "requirements.txt").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = (ROOT / "shared" / "requirements.txt").read_text().splitlines()
+    layer = [pin for pin in (line.split("#")[0].strip() for line in lines) if pin]
     assert sorted(project) == sorted(layer)
     assert all("==" in pin for pin in layer)
 

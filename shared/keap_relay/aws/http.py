@@ -7,6 +7,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from ..events.errors import BodyUnparseable, PayloadTooLarge
 
@@ -21,28 +22,54 @@ class Request:
     path: str
     source: str
     headers: dict[str, str]  # lower-cased names
-    query: dict[str, str]
+    query: dict[str, str]  # may hold a source's ?token= secret: never logged, never in the repr
     body: bytes
+
+    def __repr__(self) -> str:
+        return (
+            f"Request(method={self.method!r}, path={self.path!r}, source={self.source!r}, "
+            f"headers={sorted(self.headers)}, query={sorted(self.query)}, body=<{len(self.body)} bytes>)"
+        )
 
 
 def is_http_event(event: dict[str, Any]) -> bool:
     return isinstance(event.get("requestContext"), dict) and "http" in event["requestContext"]
 
 
-def parse_request(event: dict[str, Any]) -> Request:
-    """Build a Request from a payload-v2 event; the body stays bytes so signatures see what was signed."""
-    http = event.get("requestContext", {}).get("http", {})
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+def _query(event: dict[str, Any]) -> dict[str, str]:
+    """queryStringParameters (repeated names already joined with commas), else the raw query string."""
+    params = event.get("queryStringParameters")
+    if isinstance(params, dict):
+        return {str(k): str(v) for k, v in params.items()}
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(str(event.get("rawQueryString") or ""), keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    return query
+
+
+def _body(event: dict[str, Any]) -> bytes:
     raw = event.get("body") or ""
+    if not isinstance(raw, str):  # API Gateway always sends a string; anything else is not a webhook body
+        raise BodyUnparseable("body must be a string (base64 when isBase64Encoded)")
+    if len(raw) > 2 * MAX_BODY_BYTES:  # no need to decode a body that cannot fit either way
+        raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes (256 KiB), the limit")
     if event.get("isBase64Encoded"):
         try:
             body = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
             raise BodyUnparseable("body is marked base64 but is not valid base64") from None
     else:
-        body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+        body = raw.encode("utf-8", "surrogatepass")
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES} (256 KiB)")
+    return body
+
+
+def parse_request(event: dict[str, Any]) -> Request:
+    """Build a Request from a payload-v2 event; the body stays bytes so signatures see what was signed."""
+    http = event.get("requestContext", {}).get("http", {})
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    body = _body(event)
     path = str(event.get("rawPath") or http.get("path") or "")
     source = str((event.get("pathParameters") or {}).get("source") or path.rstrip("/").rsplit("/", 1)[-1])
     return Request(
@@ -50,7 +77,7 @@ def parse_request(event: dict[str, Any]) -> Request:
         path=path,
         source=source,
         headers=headers,
-        query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
+        query=_query(event),
         body=body,
     )
 

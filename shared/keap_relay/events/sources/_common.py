@@ -37,8 +37,9 @@ def require_media(headers: Mapping[str, str], accepted: tuple[str, ...]) -> str:
     """The request's media type, or UnsupportedMediaType naming the ones this source sends."""
     media = media_type(headers)
     if media not in accepted:
-        raise UnsupportedMediaType(f"content type {media[:80] or '(none)'!r} not supported here; "
-                                   f"this source sends {' or '.join(accepted)}")
+        raise UnsupportedMediaType(
+            f"content type {media[:80] or '(none)'!r} not supported here; this source sends {' or '.join(accepted)}"
+        )
     return media
 
 
@@ -395,8 +396,15 @@ def contact_from_fields(items: Iterable[tuple[str | None, Any]]) -> dict[str, An
             continue
         if text(value) is not None:
             found[target] = value
-    return contact(found.get("email"), found.get("first_name"), found.get("last_name"), name=found.get("name"),
-                   phone=found.get("phone"), company=found.get("company"), address=found.get("address"))
+    return contact(
+        found.get("email"),
+        found.get("first_name"),
+        found.get("last_name"),
+        name=found.get("name"),
+        phone=found.get("phone"),
+        company=found.get("company"),
+        address=found.get("address"),
+    )
 
 
 def canonical_event(kind: str, source: str, event_id: Any, occurred_at: str | None, contact: dict[str, Any],

@@ -10,7 +10,6 @@ from typing import Any
 from ._common import (
     FORM,
     JSON,
-    address,
     canonical_event,
     contact,
     contact_from_fields,
@@ -31,9 +30,9 @@ FIELD_HINTS = {"contact.email": "an Email field (or a key named email with 'Sele
 _INPUT = re.compile(r"(\d+)(?:\.(\d+))?")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
-# Gravity Forms' standard inputs of a compound field, by input number: what each one is.
-NAME_INPUTS = {"3": "first", "6": "last"}  # 2 prefix, 4 middle, 8 suffix are not contact fields
-ADDRESS_INPUTS = {"1": "line1", "2": "line2", "3": "city", "4": "region", "5": "postal_code", "6": "country_code"}
+# The inputs of Gravity Forms' Name field: 3 first, 6 last; 2 prefix, 4 middle and 8 suffix may be there
+# too. A field with any other input filled is something else (a checkbox's choices are inputs 1, 2, 3 ...).
+NAME_INPUTS = frozenset({"2", "3", "4", "6", "8"})
 
 
 def sign(raw_body: bytes, secret: str, *, content_type: str = JSON) -> dict[str, str]:
@@ -42,8 +41,9 @@ def sign(raw_body: bytes, secret: str, *, content_type: str = JSON) -> dict[str,
 
 
 def _entry_contact(body: dict[str, Any]) -> dict[str, Any]:
-    """From an Entry ("All Fields"): the Name field has inputs .3/.6, the Address field .1 and .5,
-    and the Email field is the first plain input holding an address (entries carry no labels)."""
+    """From an Entry ("All Fields"), which has input ids but no labels: the email is the first plain input
+    holding an address, the name the field whose filled inputs are a Name field's and include 3 and 6.
+    Other contact fields cannot be told apart in an entry; 'Select Fields' names them."""
     compound: dict[str, dict[str, Any]] = defaultdict(dict)
     email = None
     for key, value in body.items():
@@ -55,10 +55,8 @@ def _entry_contact(body: dict[str, Any]) -> dict[str, Any]:
             compound[field][part] = value
         elif email is None and isinstance(value, str) and _EMAIL.fullmatch(value.strip()):
             email = value
-    names = next((c for c in compound.values() if set(c) & set(NAME_INPUTS) and not {"1", "5"} & set(c)), {})
-    place = next((c for c in compound.values() if {"1", "5"} & set(c)), {})
-    return contact(email, names.get("3"), names.get("6"),
-                   address=address(**{ADDRESS_INPUTS[k]: v for k, v in place.items() if k in ADDRESS_INPUTS}))
+    names = next((c for c in compound.values() if {"3", "6"} <= set(c) <= NAME_INPUTS), {})
+    return contact(email, names.get("3"), names.get("6"))
 
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:

@@ -46,8 +46,14 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
             raise EventIgnored(f"gumroad ping is {what}, not a sale; ignored")
     currency = currency_code(sale.get("currency"))
     count = quantity(sale.get("quantity"))
-    item = prune({"product_id": text(sale.get("product_id")), "name": text(sale.get("product_name")),
-                  "quantity": count, "unit_price": money_from_minor(unit_minor(sale.get("price"), count), currency)})
+    item = prune(
+        {
+            "product_id": text(sale.get("product_id")),
+            "name": text(sale.get("product_name")),
+            "quantity": count,
+            "unit_price": money_from_minor(unit_minor(sale.get("price"), count), currency),
+        }
+    )
     order = prune({"id": text(first(sale.get("order_number"), sale.get("sale_id"))),
                    "total": money_from_minor(sale.get("price"), currency), "currency": currency,
                    "items": [item] if item else None})  # fmt: skip

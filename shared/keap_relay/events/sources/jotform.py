@@ -31,8 +31,9 @@ _QUESTION = re.compile(r"q\d+_\w+")
 # Jotform's compound answers (objects), turned into what the contact field wants, by contact field.
 COMPOUND: dict[str, Callable[[dict[str, Any]], Any]] = {
     "phone": lambda v: v.get("full") or " ".join(str(v[k]) for k in ("area", "phone") if v.get(k)),
-    "address": lambda v: address(v.get("addr_line1"), v.get("addr_line2"), v.get("city"), v.get("state"),
-                                 v.get("postal"), v.get("country")),
+    "address": lambda v: address(
+        v.get("addr_line1"), v.get("addr_line2"), v.get("city"), v.get("state"), v.get("postal"), v.get("country")
+    ),
     "name": lambda v: v,  # {first, middle, last}: contact_from_fields reads first and last
 }
 

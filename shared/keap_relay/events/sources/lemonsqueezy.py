@@ -37,9 +37,10 @@ FIELD_HINTS = {"contact.email": "data.attributes.user_email"}
 EVENTS = frozenset({"order_created"})
 
 
-def sign(raw_body: bytes, secret: str, *, event_name: str = "order_created") -> dict[str, str]:
-    """Lemon Squeezy's headers: hex HMAC-SHA256 of the raw body under the signing secret."""
-    return {SIGNATURE_HEADER: hex_hmac(secret, raw_body), EVENT_HEADER: event_name, "content-type": JSON}
+def sign(raw_body: bytes, secret: str, *, event_name: str | None = None) -> dict[str, str]:
+    """Lemon Squeezy's headers: hex HMAC-SHA256 of the raw body (and X-Event-Name when given)."""
+    extra = {EVENT_HEADER: event_name} if event_name else {}
+    return {SIGNATURE_HEADER: hex_hmac(secret, raw_body), "content-type": JSON, **extra}
 
 
 def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:

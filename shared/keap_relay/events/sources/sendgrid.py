@@ -27,7 +27,7 @@ from ._common import (
 SOURCE = "sendgrid"
 KINDS = ("unsubscribe",)
 CONTENT_TYPES = (JSON,)
-# The "secret" is SendGrid's verification key (Mail Settings › Signed Event Webhook): a P-256 public key,
+# The "secret" is SendGrid's verification key (Mail Settings > Signed Event Webhook): a P-256 public key,
 # base64 or PEM. A PKCS#8 private key is accepted too, so a local setup verifies and signs with one value.
 AUTH = ("signature",)
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
@@ -65,8 +65,9 @@ def _load(secret: str) -> tuple[Any, Any]:
         return _keys(secret)
     except (ValueError, TypeError, binascii.Error, UnicodeError):
         # Our configuration, not the sender's fault; the detail names no part of the key.
-        raise SignatureInvalid("cannot verify: the configured sendgrid key is not an ECDSA public key "
-                               "(base64 or PEM)") from None
+        raise SignatureInvalid(
+            "cannot verify: the configured sendgrid key is not an ECDSA public key (base64 or PEM)"
+        ) from None
 
 
 def sign(raw_body: bytes, secret: str, *, timestamp: int | None = None) -> dict[str, str]:
@@ -104,11 +105,19 @@ def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
 
 def _event(item: dict[str, Any]) -> dict[str, Any]:
     kind = item["event"]
-    event_id = first(text(item.get("sg_event_id")),
-                     stable_id(kind, item.get("email"), item.get("timestamp"), item.get("sg_message_id")))
+    event_id = first(
+        text(item.get("sg_event_id")),
+        stable_id(kind, item.get("email"), item.get("timestamp"), item.get("sg_message_id")),
+    )
     group = text(item.get("asm_group_id")) if kind == "group_unsubscribe" else None
-    return canonical_event("unsubscribe", SOURCE, event_id, iso_from_unix(item.get("timestamp")),
-                           contact(item.get("email")), unsubscribe=prune({"reason": TYPES[kind], "list_id": group}))
+    return canonical_event(
+        "unsubscribe",
+        SOURCE,
+        event_id,
+        iso_from_unix(item.get("timestamp")),
+        contact(item.get("email")),
+        unsubscribe=prune({"reason": TYPES[kind], "list_id": group}),
+    )
 
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
@@ -124,6 +133,7 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
             event = _event(item)
             events.setdefault(event.get("id", ""), event)
     if not events:
-        raise EventIgnored(f"none of the {len(batch)} sendgrid events is an unsubscribe, group_unsubscribe or "
-                           "spamreport; ignored")
+        raise EventIgnored(
+            f"none of the {len(batch)} sendgrid events is an unsubscribe, group_unsubscribe or spamreport; ignored"
+        )
     return list(events.values())

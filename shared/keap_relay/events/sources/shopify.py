@@ -44,9 +44,11 @@ TOPICS = {
 }
 
 
-def sign(raw_body: bytes, secret: str, *, topic: str = "orders/paid") -> dict[str, str]:
-    """Shopify's headers: base64 HMAC-SHA256 of the raw body under the app's client secret."""
-    return {SIGNATURE_HEADER: b64_hmac(secret, raw_body), TOPIC_HEADER: topic, "content-type": JSON}
+def sign(raw_body: bytes, secret: str, *, topic: str | None = None) -> dict[str, str]:
+    """Shopify's headers: base64 HMAC-SHA256 of the raw body under the app's client secret (and the
+    topic header when `topic` is given)."""
+    extra = {TOPIC_HEADER: topic} if topic else {}
+    return {SIGNATURE_HEADER: b64_hmac(secret, raw_body), "content-type": JSON, **extra}
 
 
 def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
@@ -72,8 +74,9 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     if is_purchase is None:
         raise EventIgnored(f"shopify topic {topic[:80]!r} is not a purchase (orders/paid, orders/create); ignored")
     if not is_purchase(order):
-        raise EventIgnored(f"shopify order on {topic} is {text(order.get('financial_status'))!r}, not paid; "
-                           "orders/paid will bring it")
+        raise EventIgnored(
+            f"shopify order on {topic} is {text(order.get('financial_status'))!r}, not paid; orders/paid will bring it"
+        )
     customer, billing = as_dict(order.get("customer")), as_dict(order.get("billing_address"))
     person = contact(
         first(order.get("email"), order.get("contact_email"), customer.get("email")),

@@ -68,16 +68,21 @@ def verify(headers: Mapping[str, str], raw_body: bytes, secret: str, *, now: flo
 
 def _checkout(session: dict[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
     if session.get("payment_status") not in PAID:
-        raise EventIgnored(f"stripe checkout session payment_status {text(session.get('payment_status'))!r} "
-                           "is not paid; checkout.session.async_payment_succeeded will bring it")
+        raise EventIgnored(
+            f"stripe checkout session payment_status {text(session.get('payment_status'))!r} "
+            "is not paid; checkout.session.async_payment_succeeded will bring it"
+        )
     details, currency = as_dict(session.get("customer_details")), currency_code(session.get("currency"))
     place = as_dict(details.get("address"))
     person = contact(first(details.get("email"), session.get("customer_email")), name=details.get("name"),
                      phone=details.get("phone"), company=details.get("business_name"),
                      address=address(place.get("line1"), place.get("line2"), place.get("city"), place.get("state"),
                                      place.get("postal_code"), place.get("country")))  # fmt: skip
-    order = {"id": text(session.get("id")), "total": money_from_minor(session.get("amount_total"), currency),
-             "currency": currency}
+    order = {
+        "id": text(session.get("id")),
+        "total": money_from_minor(session.get("amount_total"), currency),
+        "currency": currency,
+    }
     # A subscription's checkout and its first invoice.paid are one purchase: key both on the invoice.
     key = text(session.get("invoice")) if isinstance(session.get("invoice"), str) else None
     return first(key, text(session.get("id"))), person, order
@@ -121,8 +126,9 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     kind = event.get("type")
     read = TYPES.get(kind) if isinstance(kind, str) else None
     if read is None:
-        raise EventIgnored(f"stripe event type {text(kind)!r} is not one keap-relay acts on "
-                           f"({', '.join(TYPES)}); ignored")
+        raise EventIgnored(
+            f"stripe event type {text(kind)!r} is not one keap-relay acts on ({', '.join(TYPES)}); ignored"
+        )
     key, person, order = read(as_dict(dig(event, "data", "object")))
     return [canonical_event("purchase", SOURCE, key, iso_from_unix(event.get("created")), person,
                             order=prune(order))]  # fmt: skip

@@ -60,8 +60,11 @@ def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
 
 def _answer_fields(response: dict[str, Any]) -> list[tuple[str | None, Any]]:
     """(contact field, value) per answer; the question's ref and title come from `definition` by field id."""
-    definition = {f["id"]: f for f in as_list(dig(response, "definition", "fields"))
-                  if isinstance(f, dict) and isinstance(f.get("id"), str)}
+    definition = {
+        f["id"]: f
+        for f in as_list(dig(response, "definition", "fields"))
+        if isinstance(f, dict) and isinstance(f.get("id"), str)
+    }
     pairs: list[tuple[str | None, Any]] = []
     for answer in as_list(response.get("answers")):
         if not isinstance(answer, dict):
@@ -85,6 +88,13 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
         raise EventIgnored(f"typeform event_type {text(body.get('event_type'))!r} is not form_response; ignored")
     response = as_dict(body.get("form_response"))
     form = prune({"id": text(response.get("form_id")), "name": text(dig(response, "definition", "title"))})
-    return [canonical_event("form_submission", SOURCE, first(body.get("event_id"), response.get("token")),
-                            iso_time(response.get("submitted_at")), contact_from_fields(_answer_fields(response)),
-                            form=form)]
+    return [
+        canonical_event(
+            "form_submission",
+            SOURCE,
+            first(body.get("event_id"), response.get("token")),
+            iso_time(response.get("submitted_at")),
+            contact_from_fields(_answer_fields(response)),
+            form=form,
+        )
+    ]

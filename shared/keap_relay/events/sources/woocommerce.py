@@ -45,9 +45,10 @@ TOPICS = frozenset({"order.created", "order.updated"})
 PAID_STATUSES = frozenset({"processing", "completed"})
 
 
-def sign(raw_body: bytes, secret: str, *, topic: str = "order.updated") -> dict[str, str]:
-    """WooCommerce's headers: base64 HMAC-SHA256 of the raw body."""
-    return {SIGNATURE_HEADER: b64_hmac(secret, raw_body), TOPIC_HEADER: topic, "content-type": JSON}
+def sign(raw_body: bytes, secret: str, *, topic: str | None = None) -> dict[str, str]:
+    """WooCommerce's headers: base64 HMAC-SHA256 of the raw body (and the topic header when given)."""
+    extra = {TOPIC_HEADER: topic} if topic else {}
+    return {SIGNATURE_HEADER: b64_hmac(secret, raw_body), "content-type": JSON, **extra}
 
 
 def handshake(method: str, headers: Mapping[str, str], raw_body: bytes) -> dict[str, str] | None:

@@ -1,0 +1,50 @@
+"""Postmark `SubscriptionChange` webhooks: a recipient suppressed (unsubscribed, bounced, complained)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import EventIgnored
+from ._common import (
+    JSON,
+    canonical_event,
+    contact,
+    first,
+    iso_time,
+    json_object,
+    prune,
+    require_media,
+    stable_id,
+    text,
+)
+
+SOURCE = "postmark"
+KINDS = ("unsubscribe",)
+CONTENT_TYPES = (JSON,)
+AUTH = ("token",)  # Postmark does not sign: the webhook URL carries ?token=<secret>
+FIELD_HINTS = {"contact.email": "Recipient"}
+
+
+def sign(raw_body: bytes, secret: str) -> dict[str, str]:
+    """Postmark sends no signature (the secret goes in the URL as ?token=): only the content type."""
+    return {"content-type": JSON}
+
+
+def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
+    """One unsubscribe per SubscriptionChange that suppresses sending; reactivations and other record
+    types (Bounce, Delivery, Open ...) are ignored. Postmark sends no event id: the id is a hash of
+    recipient, stream, time and the change, so a retry maps to the same one."""
+    require_media(headers, CONTENT_TYPES)
+    body = json_object(raw_body)
+    record = body.get("RecordType")
+    if record != "SubscriptionChange":
+        raise EventIgnored(f"postmark RecordType {text(record)!r} is not SubscriptionChange; ignored")
+    if body.get("SuppressSending") is not True:
+        raise EventIgnored("postmark SubscriptionChange reactivates the recipient (SuppressSending false); ignored")
+    event_id = stable_id(body.get("Recipient"), body.get("MessageStream"), body.get("ChangedAt"),
+                         body.get("SuppressSending"))  # fmt: skip
+    unsubscribe = prune({"reason": text(first(body.get("SuppressionReason"), body.get("Origin"))),
+                         "list_id": text(body.get("MessageStream"))})  # fmt: skip
+    return [canonical_event("unsubscribe", SOURCE, event_id, iso_time(body.get("ChangedAt")),
+                            contact(body.get("Recipient")), unsubscribe=unsubscribe)]  # fmt: skip
