@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="run the emulator until Ctrl-C",
-        description="Serve XML-RPC at http://127.0.0.1:PORT/crm/xmlrpc/v1 (also /crm/xmlrpc, /api/xmlrpc). "
+        description="Serve XML-RPC at http://127.0.0.1:PORT/crm/xmlrpc/v1 (also /crm/xmlrpc, /api/xmlrpc) and "
+        "REST v2 under http://127.0.0.1:PORT/crm/rest/v2. "
         "Clients authenticate with the header X-Keap-API-Key: KEY or Authorization: Bearer KEY; the first "
         "XML-RPC parameter is a placeholder. Inspection lives under /_emulator/ (see GET /).",
     )
@@ -89,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="M[,M]",
         help="inject only into these methods, e.g. ContactService.addToGroup",
     )
+    faults.add_argument(
+        "--fault-surfaces",
+        metavar="S[,S]",
+        help="inject only into these surfaces: xmlrpc, rest (default both)",
+    )
     faults.add_argument("--fault-seed", type=int, metavar="N", help="seed for reproducible fault draws")
     serve.add_argument("--quiet", action="store_true", help="do not log each call to stderr")
 
@@ -117,6 +123,7 @@ def _faults_from(args: argparse.Namespace) -> FaultPlan:
         rate_fault=args.rate_fault,
         methods=methods,
         seed=args.fault_seed,
+        surfaces={x.strip() for x in args.fault_surfaces.split(",") if x.strip()} if args.fault_surfaces else None,
     )
 
 

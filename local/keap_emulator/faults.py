@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+# The emulator's two API surfaces over the one model.
+SURFACES = frozenset({"xmlrpc", "rest"})
+
 # Kinds drawn by chance, in the order their rates are stacked on one draw (so they exclude each other).
 RATE_KINDS: dict[str, str] = {
     "5xx": "rate_5xx",
@@ -46,6 +49,9 @@ class FaultPlan:
     methods: set[str] | None = None
     outages: list[tuple[float, float]] = field(default_factory=list)
     seed: int | None = None
+    # "xmlrpc" and/or "rest": the surfaces the plan (outages included) applies to; None means both. An
+    # XML-RPC brownout is `FaultPlan(outages=[...], surfaces={"xmlrpc"})`.
+    surfaces: set[str] | None = None
 
     def __post_init__(self) -> None:
         rates = [getattr(self, attr) for attr in RATE_KINDS.values()]
@@ -64,6 +70,10 @@ class FaultPlan:
         self.outages = [(float(start), float(end)) for start, end in self.outages]
         if any(end <= start for start, end in self.outages):
             raise ValueError("each outage is [start, end] with end after start (epoch seconds)")
+        if self.surfaces is not None:
+            self.surfaces = set(self.surfaces)
+            if not self.surfaces <= SURFACES:
+                raise ValueError(f"surfaces are among {sorted(SURFACES)}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> FaultPlan:
@@ -83,6 +93,7 @@ class FaultPlan:
         out["fault"] = list(self.fault)
         out["methods"] = sorted(self.methods) if self.methods is not None else None
         out["outages"] = [list(o) for o in self.outages]
+        out["surfaces"] = sorted(self.surfaces) if self.surfaces is not None else None
         return out
 
 
@@ -120,10 +131,12 @@ class FaultInjector:
         """Restart the random generator from the plan's seed."""
         self.set_plan(self._plan)
 
-    def decide(self, method: str | None) -> Injection:
-        """What to inject for a call to `method` now."""
+    def decide(self, method: str | None, surface: str = "xmlrpc") -> Injection:
+        """What to inject for a call to `method` on `surface` (xmlrpc | rest) now."""
         with self._lock:
             plan = self._plan
+            if plan.surfaces is not None and surface not in plan.surfaces:
+                return Injection()
             now = self._clock()
             if any(start <= now < end for start, end in plan.outages):
                 return Injection("outage", 503)

@@ -1,4 +1,7 @@
-"""State and semantics of Keap's ContactService: contacts, tags, follow-up sequences, action sets; no HTTP."""
+"""State and semantics of Keap's contacts: tags, sequences, action sets, goals, email opt-outs; no HTTP.
+
+The XML-RPC surface (responses.py) and the REST v2 surface (rest.py) both drive this one model.
+"""
 
 from __future__ import annotations
 
@@ -103,6 +106,18 @@ CREATE TABLE IF NOT EXISTS action_set_runs (
     contact_id INTEGER NOT NULL, action_set_id INTEGER NOT NULL, params TEXT, results TEXT NOT NULL,
     at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS goal_runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    contact_id INTEGER NOT NULL, goal_id INTEGER, integration TEXT NOT NULL, call_name TEXT NOT NULL,
+    via TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS email_status (
+    email_lc TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS email_status_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    email_lc TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, via TEXT NOT NULL, at TEXT NOT NULL
+);
 """
 _TABLES = (
     "contacts",
@@ -112,7 +127,39 @@ _TABLES = (
     "sequence_starts",
     "step_runs",
     "action_set_runs",
+    "goal_runs",
+    "email_status",
+    "email_status_events",
 )
+
+# Email statuses (REST v2's names). An address on a contact that never opted in or out is non-marketable
+# (facts §6: "assigned ... when a person is added ... but you did not indicate that you have permission").
+DEFAULT_EMAIL_STATUS = "NON_MARKETABLE"
+# What an opt-out through the API records (UNVERIFIED: Keap's UI calls it "Opted Out - Admin").
+API_OPT_OUT_STATUS = "ADMIN"
+OPT_IN_STATUS = "SINGLE_OPT_IN"
+OPTED_IN_STATUSES = frozenset({"SINGLE_OPT_IN", "DOUBLE_OPT_IN", "CONFIRMED", "UNENGAGED_MARKETABLE"})
+OPTED_OUT_STATUSES = frozenset(
+    {
+        "LOCKDOWN",
+        "BOUNCE",
+        "HARD_BOUNCE",
+        "MANUAL",
+        "ADMIN",
+        "SYSTEM",
+        "LIST_UNSUBSCRIBE",
+        "FEEDBACK",
+        "SPAM",
+        "INVALID",
+        "DEACTIVATED",
+        "UNENGAGED_NON_MARKETABLE",
+    }
+)
+
+# Per-contact outcomes of REST v2's many-contacts calls (keap-core-v2-sdk response enums).
+SUCCESS = "SUCCESS"
+ALREADY_IN_SEQUENCE = "ALREADY_IN_SEQUENCE"
+CONTACT_DOES_NOT_EXIST = "CONTACT_DOES_NOT_EXIST"
 
 
 class _BadValue(Exception):
@@ -456,6 +503,10 @@ class ContactServiceModel:
 
     def add_with_dup_check(self, data: dict[str, Any], dup_check_type: str) -> int:
         """ContactService.addWithDupCheck: update the first (lowest Id) match, else create; returns the Id."""
+        return self.upsert(data, dup_check_type)[0]
+
+    def upsert(self, data: dict[str, Any], dup_check_type: str) -> tuple[int, bool]:
+        """addWithDupCheck's semantics; returns (Id, whether a new contact was created)."""
         keys = DUP_CHECK_TYPES.get(dup_check_type)
         if keys is None:
             raise KeapFault.of(
@@ -473,8 +524,8 @@ class ContactServiceModel:
                     fields = json.loads(row["fields"])
                     if all((fields.get(k) or "").lower() == v for k, v in wanted.items()):
                         self._write_fields(row, stored)
-                        return int(row["id"])
-            return self._insert_contact(stored)
+                        return int(row["id"]), False
+            return self._insert_contact(stored), True
 
     def update(self, contact_id: int, data: dict[str, Any]) -> int:
         """ContactService.update: change the given fields; returns the Id."""
@@ -650,6 +701,179 @@ class ContactServiceModel:
             )
             return results
 
+    # ======================================================== goals and email status (FunnelService, APIEmailService)
+
+    def achieve_goal(
+        self, integration: str, call_name: str, contact_id: int, via: str = "FunnelService.achieveGoal"
+    ) -> list[dict[str, Any]]:
+        """FunnelService.achieveGoal: run every goal with that integration and call name; one result each.
+
+        No such goal: one result with success false (Keap answers rather than faults; its wording is a choice).
+        """
+        with self._tx() as conn:
+            self._require_contact(contact_id, "achieveGoal")
+            goals = self.world.goals_for(integration, call_name)
+            now = self._now()
+            results = []
+            for goal in goals:
+                for action in goal.actions:
+                    self._ACTIONS[action.type](self, contact_id, action, f"goal:{goal.id}")
+                results.append(
+                    {
+                        "success": True,
+                        "message": f"goal {goal.id} achieved",
+                        "automation_id": goal.automation_id,
+                        "goal_id": goal.id,
+                    }
+                )
+            for goal_id in [g.id for g in goals] or [None]:
+                conn.execute(
+                    "INSERT INTO goal_runs (contact_id, goal_id, integration, call_name, via, at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (contact_id, goal_id, integration, call_name, via, now),
+                )
+            return results or [{"success": False, "message": f"no goal for {integration}/{call_name}"}]
+
+    def _email_row(self, email: str) -> sqlite3.Row | None:
+        return self._conn.execute("SELECT * FROM email_status WHERE email_lc = ?", (email.lower(),)).fetchone()
+
+    def _email_known(self, email: str) -> bool:
+        needle = email.lower()
+        return (
+            self._conn.execute(
+                "SELECT 1 FROM contacts WHERE email_lc = ? OR email2_lc = ? OR email3_lc = ? LIMIT 1",
+                (needle, needle, needle),
+            ).fetchone()
+            is not None
+            or self._email_row(email) is not None
+        )
+
+    def _set_email_status(self, email: str, status: str, reason: str, via: str) -> None:
+        now = self._now()
+        row = self._email_row(email)
+        self._conn.execute(
+            "INSERT OR REPLACE INTO email_status (email_lc, status, reason, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (email.lower(), status, reason, row["created_at"] if row else now, now),
+        )
+        self._conn.execute(
+            "INSERT INTO email_status_events (email_lc, status, reason, via, at) VALUES (?, ?, ?, ?, ?)",
+            (email.lower(), status, reason, via, now),
+        )
+
+    def opt_out(self, email: str, reason: str, via: str = "APIEmailService.optOut") -> bool:
+        """APIEmailService.optOut: the address is no longer marketable; false when no contact has it."""
+        with self._tx():
+            if not email or not self._email_known(email):
+                return False
+            current = self.email_status(email)
+            if current is None or current["status"] not in OPTED_OUT_STATUSES:
+                self._set_email_status(email, API_OPT_OUT_STATUS, reason, via)
+            return True
+
+    def set_email_opt_in(self, email: str, opted_in: bool, reason: str, via: str) -> dict[str, Any] | None:
+        """Opt an address in or out; its status afterwards, or None when no contact has it.
+
+        An address that opted out cannot be opted back in through the API (facts §6): fault 12.
+        """
+        with self._tx():
+            if not self._email_known(email):
+                return None
+            current = self.email_status(email) or {}
+            if opted_in:
+                if current.get("status") in OPTED_OUT_STATUSES:
+                    raise KeapFault.of(12, f"Cannot opt in {email}: the address has opted out")
+                if current.get("status") not in OPTED_IN_STATUSES:
+                    self._set_email_status(email, OPT_IN_STATUS, reason, via)
+            elif current.get("status") not in OPTED_OUT_STATUSES:
+                self._set_email_status(email, API_OPT_OUT_STATUS, reason, via)
+            return self.email_status(email)
+
+    def email_status(self, email: str) -> dict[str, Any] | None:
+        """email, status, opted_in, reason, created_at, updated_at; None when no contact has the address."""
+        with self._tx():
+            row = self._email_row(email)
+            if row is None:
+                if not self._email_known(email):
+                    return None
+                return {
+                    "email": email.lower(),
+                    "status": DEFAULT_EMAIL_STATUS,
+                    "opted_in": False,
+                    "reason": None,
+                    "created_at": None,
+                    "updated_at": None,
+                }
+            return {
+                "email": row["email_lc"],
+                "status": row["status"],
+                "opted_in": row["status"] in OPTED_IN_STATUSES,
+                "reason": row["reason"],
+                "created_at": row["created_at"],
+                "updated_at": row["updated_at"],
+            }
+
+    # ================================================================ many contacts per call (REST v2)
+
+    def _known_contacts(self, contact_ids: list[int]) -> set[int]:
+        marks = ",".join("?" * len(contact_ids))
+        rows = self._conn.execute(f"SELECT id FROM contacts WHERE id IN ({marks})", contact_ids)  # noqa: S608
+        return {r[0] for r in rows}
+
+    def apply_tag_many(self, tag_id: int, contact_ids: list[int], via: str) -> dict[int, str]:
+        """Apply a tag to each listed contact; contact id -> SUCCESS | CONTACT_DOES_NOT_EXIST."""
+        with self._tx():
+            self._require_tag(tag_id, via)
+            known = self._known_contacts(contact_ids)
+            for cid in contact_ids:
+                if cid in known:
+                    self._apply_tag(cid, tag_id, via)
+            return {cid: SUCCESS if cid in known else CONTACT_DOES_NOT_EXIST for cid in contact_ids}
+
+    def remove_tag_many(self, tag_id: int, contact_ids: list[int], via: str) -> dict[int, str]:
+        """Remove a tag from each listed contact; contact id -> SUCCESS | CONTACT_DOES_NOT_EXIST."""
+        with self._tx():
+            self._require_tag(tag_id, via)
+            known = self._known_contacts(contact_ids)
+            for cid in contact_ids:
+                if cid in known:
+                    self._remove_tag(cid, tag_id, via)
+            return {cid: SUCCESS if cid in known else CONTACT_DOES_NOT_EXIST for cid in contact_ids}
+
+    def _campaign_sequence(self, campaign_id: int, sequence_id: int) -> Sequence:
+        sequence = self.world.sequences.get(sequence_id)
+        if sequence is None or sequence.campaign != campaign_id:
+            raise KeapFault.of(6, f"Error loading sequence {sequence_id} of campaign {campaign_id}")
+        return sequence
+
+    def start_sequence_many(
+        self, campaign_id: int, sequence_id: int, contact_ids: list[int], via: str
+    ) -> dict[int, str]:
+        """Start a campaign's sequence; contact id -> SUCCESS | ALREADY_IN_SEQUENCE | CONTACT_DOES_NOT_EXIST."""
+        with self._tx():
+            sequence = self._campaign_sequence(campaign_id, sequence_id)
+            known = self._known_contacts(contact_ids)
+            out = {}
+            for cid in contact_ids:
+                if cid not in known:
+                    out[cid] = CONTACT_DOES_NOT_EXIST
+                    continue
+                outcome = self._start_sequence(cid, sequence, via)
+                out[cid] = ALREADY_IN_SEQUENCE if outcome == "already_active" else SUCCESS
+            return out
+
+    def stop_sequence_many(
+        self, campaign_id: int, sequence_id: int, contact_ids: list[int], via: str
+    ) -> dict[int, str]:
+        """Take contacts out of a campaign's sequence (none enrolled is no error); id -> SUCCESS | ..."""
+        with self._tx():
+            self._campaign_sequence(campaign_id, sequence_id)
+            known = self._known_contacts(contact_ids)
+            for cid in contact_ids:
+                if cid in known:
+                    self._set_state(cid, sequence_id, "removed")
+            return {cid: SUCCESS if cid in known else CONTACT_DOES_NOT_EXIST for cid in contact_ids}
+
     # ================================================================ inspection (read-only, plain values)
 
     def get_contact(self, contact_id: int) -> dict[str, Any] | None:
@@ -668,14 +892,16 @@ class ContactServiceModel:
         with self._tx():
             return set(self._tags_of(contact_id))
 
-    def find_ids_by_email(self, email: str) -> list[int]:
-        """Ids of contacts with that address in any of the three email fields (case-insensitive)."""
+    def find_ids_by_email(self, email: str, prefix: bool = False) -> list[int]:
+        """Ids of contacts with that address (or, with `prefix`, one starting so) in any email field."""
         needle = email.lower()
+        if prefix:
+            needle = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where = " OR ".join(f"{col} LIKE ? ESCAPE '\\'" for col in _EMAIL_COLUMNS.values())
+        else:
+            where = " OR ".join(f"{col} = ?" for col in _EMAIL_COLUMNS.values())
         with self._tx() as conn:
-            rows = conn.execute(
-                "SELECT id FROM contacts WHERE email_lc = ? OR email2_lc = ? OR email3_lc = ? ORDER BY id",
-                (needle, needle, needle),
-            )
+            rows = conn.execute(f"SELECT id FROM contacts WHERE {where} ORDER BY id", (needle,) * 3)  # noqa: S608
             return [r[0] for r in rows]
 
     def _rows(self, sql: str, contact_id: int | None, order: str = "seq") -> list[dict[str, Any]]:
@@ -715,6 +941,18 @@ class ContactServiceModel:
             row["results"] = json.loads(row["results"])
         return rows
 
+    def goal_runs(self, contact_id: int | None = None) -> list[dict[str, Any]]:
+        """One row per goal achieved (goal_id None when the pair matched no goal): integration, call_name, via."""
+        return self._rows("SELECT seq, contact_id, goal_id, integration, call_name, via, at FROM goal_runs", contact_id)
+
+    def email_status_events(self) -> list[dict[str, Any]]:
+        """Every opt-in / opt-out recorded: email (lower-cased), status, reason, via, at."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "SELECT seq, email_lc AS email, status, reason, via, at FROM email_status_events ORDER BY seq"
+            )
+            return [dict(r) for r in cur]
+
     def snapshot(self) -> dict[str, Any]:
         """Everything, JSON-serialisable: world, contacts (with tags), enrolments and the logs."""
         with self._lock:
@@ -731,4 +969,6 @@ class ContactServiceModel:
                 "step_runs": self.step_runs(),
                 "tag_events": self.tag_applications(),
                 "action_set_runs": self.action_set_runs(),
+                "goal_runs": self.goal_runs(),
+                "email_status_events": self.email_status_events(),
             }

@@ -230,6 +230,11 @@ METHODS: dict[str, MethodSpec] = {
     "ContactService.runActionSequence": MethodSpec(
         (("contactId", "int"), ("actionSetId", "int")), M.run_action_sequence, (("params", "struct"),)
     ),
+    # Beyond ContactService, the two calls keap-relay makes for goals and unsubscribes (facts §6).
+    "FunnelService.achieveGoal": MethodSpec(
+        (("integration", "string"), ("callName", "string"), ("contactId", "int")), M.achieve_goal
+    ),
+    "APIEmailService.optOut": MethodSpec((("email", "string"), ("reason", "string")), M.opt_out),
 }
 del M
 

@@ -1,4 +1,4 @@
-"""The emulator's HTTP surface on 127.0.0.1: XML-RPC behind auth -> quota -> fault injection; inspection."""
+"""The emulator's HTTP surface on 127.0.0.1: XML-RPC and REST v2 behind auth -> quota -> fault injection."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from keap_emulator.faults import HTML_BODIES, OUTAGE_BODY, FaultInjector, FaultP
 from keap_emulator.model import ContactServiceModel
 from keap_emulator.quotas import THROTTLED_BODY, QuotaMeter, QuotaPlan
 from keap_emulator.responses import XML_CONTENT_TYPE, ContactServiceResponses, parse_request, render_fault
+from keap_emulator.rest import REST_PREFIX, RestResponses, error_body
 from keap_emulator.world import World
 
 HOST = "127.0.0.1"
@@ -43,6 +44,7 @@ INDEX = """<!doctype html><html><head><title>Keap ContactService emulator</title
 <h1>Keap ContactService emulator</h1>
 <p>XML-RPC: <code>POST /crm/xmlrpc/v1</code> (also <code>/crm/xmlrpc</code>, <code>/api/xmlrpc</code>)
 with header <code>X-Keap-API-Key</code> or <code>Authorization: Bearer</code>.</p>
+<p>REST v2: <code>/crm/rest/v2/...</code> (contacts, tags, campaign sequences, goals, email status), same auth.</p>
 <ul>
 <li><a href="/_emulator/state">GET /_emulator/state</a> - everything (JSON)</li>
 <li><a href="/_emulator/calls">GET /_emulator/calls</a> - the call log</li>
@@ -90,6 +92,17 @@ _INSTEAD_OF_KEAP: dict[str, Callable[[Injection, dict[str, str]], Reply]] = {
     "fault": _injected_fault,
 }
 
+# The same for REST v2: the proxy's pages and 429 are shared; an outage and a service error are JSON there.
+_INSTEAD_OF_REST: dict[str, Callable[[Injection, dict[str, str]], Reply]] = {
+    **_INSTEAD_OF_KEAP,
+    "outage": lambda _, headers: Reply(
+        503, error_body(503, "The API is unavailable during a scheduled outage"), JSON_TYPE, headers
+    ),
+    "fault": lambda injection, headers: Reply(
+        500, error_body(500, (injection.fault or (3, "Unexpected error"))[1]), JSON_TYPE, headers
+    ),
+}
+
 
 class EmulatorServer:
     """Keap's ContactService over XML-RPC/HTTP on 127.0.0.1, with quotas, fault injection and inspection."""
@@ -113,6 +126,7 @@ class EmulatorServer:
         self._sleep = sleep
         self.model = ContactServiceModel(db, world=seed, clock=clock)
         self._responses = ContactServiceResponses(self.model)
+        self._rest = RestResponses(self.model)
         self._quota = QuotaMeter(quota, clock)
         self._faults = FaultInjector(faults, clock)
         self._calls: list[dict[str, Any]] = []
@@ -179,6 +193,11 @@ class EmulatorServer:
         """The XML-RPC endpoint, shaped like Keap's: http://127.0.0.1:<port>/crm/xmlrpc/v1"""
         return self.base_url + RPC_PATH
 
+    @property
+    def rest_url(self) -> str:
+        """The REST base, shaped like Keap's SDK base: http://127.0.0.1:<port>/crm (v2 paths sit under /rest/v2)."""
+        return self.base_url + "/crm"
+
     # ---------------------------------------------------------------- control
 
     @property
@@ -200,7 +219,7 @@ class EmulatorServer:
         self._quota.set_plan(plan)
 
     def calls(self) -> list[dict[str, Any]]:
-        """The XML-RPC call log: at, method, path, http_status, fault_code, applied, injected."""
+        """The call log of both surfaces: at, method, path, http_status, fault_code, applied, injected, surface."""
         with self._calls_lock:
             return [dict(c) for c in self._calls]
 
@@ -232,6 +251,7 @@ class EmulatorServer:
             "fault_code": None,
             "applied": False,
             "injected": None,
+            "surface": "xmlrpc",
         }
         reply = self._layers(call, headers, entry)
         entry["http_status"] = None if reply.drop else reply.status
@@ -277,6 +297,62 @@ class EmulatorServer:
         if injection.kind == "malformed":
             body = body[: len(body) // 2]
         return Reply(200, body, XML_CONTENT_TYPE, quota_headers, delay)
+
+    def handle_rest(self, verb: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        """Answer one REST v2 request: auth, then quota, then fault injection (surface "rest"), then the model."""
+        operation = self._rest.operation(verb, path) or f"{verb} {path}"
+        entry: dict[str, Any] = {
+            "at": self._clock(),
+            "method": operation,
+            "path": path,
+            "http_status": None,
+            "fault_code": None,
+            "applied": False,
+            "injected": None,
+            "surface": "rest",
+        }
+        reply = self._rest_layers(verb, path, query, operation, headers, body, entry)
+        entry["http_status"] = None if reply.drop else reply.status
+        with self._calls_lock:
+            self._calls.append(entry)
+        _log.info(
+            "%s -> %s%s",
+            operation,
+            entry["http_status"] or "dropped",
+            f" [injected {entry['injected']}]" if entry["injected"] else "",
+        )
+        return reply
+
+    def _rest_layers(
+        self,
+        verb: str,
+        path: str,
+        query: str,
+        operation: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        entry: dict[str, Any],
+    ) -> Reply:
+        if not self._authorised(headers):
+            return Reply(401, UNAUTHORIZED_BODY, JSON_TYPE)
+        verdict = self._quota.take()
+        if not verdict.allowed:
+            return Reply(429, THROTTLED_BODY, JSON_TYPE, {**verdict.headers, "Retry-After": str(verdict.retry_after)})
+        injection = self._faults.decide(operation, "rest")
+        entry["injected"] = injection.kind
+        canned = _INSTEAD_OF_REST.get(injection.kind or "")
+        if canned is not None:
+            reply = canned(injection, verdict.headers)
+            reply.delay_s = injection.latency_s
+            return reply
+        if injection.kind == "drop" and not injection.after_apply:
+            return Reply(0, drop=True, delay_s=injection.latency_s)
+        result = self._rest.dispatch(verb, path, query, body)
+        entry["applied"] = result.applied
+        if injection.kind == "drop":
+            return Reply(0, drop=True, delay_s=injection.latency_s)
+        answer = result.body[: len(result.body) // 2] if injection.kind == "malformed" else result.body
+        return Reply(result.status, answer, JSON_TYPE, verdict.headers, injection.latency_s)
 
     # ---------------------------------------------------------------- inspection and control over HTTP
 
@@ -326,6 +402,7 @@ class EmulatorServer:
                 "sequence_starts": self.model.sequence_starts(cid),
                 "tag_events": self.model.tag_applications(cid),
                 "action_set_runs": self.model.action_set_runs(cid),
+                "goal_runs": self.model.goal_runs(cid),
             }
         )
 
@@ -405,6 +482,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _path(self) -> str:
         return urlsplit(self.path).path.rstrip("/") or "/"
 
+    def _is_rest(self, path: str) -> bool:
+        return path == REST_PREFIX or path.startswith(REST_PREFIX + "/")
+
+    def _rest(self, body: bytes | None = None) -> None:
+        if body is None:
+            body = self._read_body()
+            if body is None:
+                self.close_connection = True
+                self._send(Reply(413, error_body(413, "request body too large or unreadable"), JSON_TYPE))
+                return
+        path = self._path()
+        self._send(self.server.emulator.handle_rest(self.command, path, urlsplit(self.path).query, self.headers, body))
+
     # ---------------------------------------------------------------- verbs
 
     def do_POST(self) -> None:
@@ -417,6 +507,8 @@ class _Handler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         if path in RPC_PATHS:
             self._send(emulator.handle_rpc(path, self.headers, body))
+        elif self._is_rest(path):
+            self._rest(body)
         else:
             self._send(emulator.handle_control("POST", path, body))
 
@@ -424,6 +516,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self._path()
         if path in RPC_PATHS:
             self._not_allowed()
+        elif self._is_rest(path) and self.command == "GET":
+            self._rest()
         else:
             self._send(self.server.emulator.handle_control("GET", path, b""))
 
@@ -431,6 +525,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def _not_allowed(self) -> None:
+        if self._is_rest(self._path()):
+            self._rest()
+            return
         self._read_body()
         self._send(Reply(405, b'{"error":"method not allowed; XML-RPC is POST"}', JSON_TYPE, {"Allow": "POST"}))
 

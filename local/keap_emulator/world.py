@@ -1,4 +1,4 @@
-"""The seeded world of the emulator (tags, sequences, action sets, custom fields): loading and checking.
+"""The seeded world of the emulator (tags, sequences, action sets, goals, custom fields): loading and checking.
 
 The format is documented in README.md beside this file; `default_world.json` is the default world.
 """
@@ -41,6 +41,7 @@ class Sequence:
     name: str
     steps: tuple[int, ...]
     step_names: dict[int, str] = field(default_factory=dict, compare=False)
+    campaign: int | None = None  # the Campaign Builder campaign REST v2 addresses it through
 
     def step_after(self, step_id: int) -> int | None:
         """The step that follows `step_id`, or None when it was the last."""
@@ -63,6 +64,17 @@ class ActionSet:
 
 
 @dataclass(frozen=True)
+class Goal:
+    """An automation's API goal: achieving it (by integration + call name) runs its actions."""
+
+    id: int
+    automation_id: int
+    integration: str
+    call_name: str
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True)
 class World:
     tags: dict[int, Tag]
     sequences: dict[int, Sequence]
@@ -70,6 +82,13 @@ class World:
     custom_fields: dict[str, str]
     contacts: tuple[dict[str, Any], ...] = ()
     source: dict[str, Any] = field(default_factory=dict, compare=False)
+    goals: dict[int, Goal] = field(default_factory=dict)
+    custom_field_ids: dict[str, str] = field(default_factory=dict)  # name -> REST v2 id
+
+    def goals_for(self, integration: str, call_name: str) -> list[Goal]:
+        """The goals an (integration, call name) pair achieves, case-insensitively as Keap matches them."""
+        key = (integration.lower(), call_name.lower())
+        return [g for g in self.goals.values() if (g.integration.lower(), g.call_name.lower()) == key]
 
     def sequence_of_step(self, step_id: int) -> Sequence | None:
         """The sequence that owns `step_id`, if any."""
@@ -123,43 +142,71 @@ def _parse(raw: dict[str, Any]) -> World:
         if not steps:
             raise WorldError(f"sequence {s['id']} has no steps")
         all_steps.extend(steps)
+        campaign = s.get("campaign")
+        if campaign is not None and (not isinstance(campaign, int) or isinstance(campaign, bool) or campaign <= 0):
+            raise WorldError(f"sequence {s['id']}: campaign must be a positive integer id")
         sequences[s["id"]] = Sequence(
             s["id"],
             str(s.get("name", "")),
             tuple(step["id"] for step in steps),
             {step["id"]: str(step.get("name", "")) for step in steps},
+            campaign,
         )
     _ids(all_steps, "sequence step")
 
-    action_sets: dict[int, ActionSet] = {}
-    for a in set_items:
+    def parse_actions(owner: str, items: list[dict[str, Any]]) -> tuple[Action, ...]:
         actions = []
-        for act in a.get("actions", []):
+        for act in items:
             kind = act.get("type")
             if kind not in ACTION_TYPES:
-                raise WorldError(f"action set {a['id']}: unknown action type {kind!r}")
+                raise WorldError(f"{owner}: unknown action type {kind!r}")
             if ACTION_TYPES[kind] == "tags":
                 missing = [t for t in act.get("tags", []) if t not in tags]
                 if missing or not act.get("tags"):
-                    raise WorldError(f"action set {a['id']}: unknown or no tags {missing}")
+                    raise WorldError(f"{owner}: unknown or no tags {missing}")
                 actions.append(Action(kind, tags=tuple(act["tags"])))
             else:
                 if act.get("sequence") not in sequences:
-                    raise WorldError(f"action set {a['id']}: unknown sequence {act.get('sequence')!r}")
+                    raise WorldError(f"{owner}: unknown sequence {act.get('sequence')!r}")
                 actions.append(Action(kind, sequence=act["sequence"]))
-        action_sets[a["id"]] = ActionSet(a["id"], str(a.get("name", "")), tuple(actions))
+        return tuple(actions)
+
+    action_sets: dict[int, ActionSet] = {}
+    for a in set_items:
+        action_sets[a["id"]] = ActionSet(
+            a["id"], str(a.get("name", "")), parse_actions(f"action set {a['id']}", a.get("actions", []))
+        )
+
+    goal_items = raw.get("goals", [])
+    _ids(goal_items, "goal")
+    goals: dict[int, Goal] = {}
+    for g in goal_items:
+        texts = [g.get(key) for key in ("integration", "call_name")]
+        if not all(isinstance(t, str) and t for t in texts):
+            raise WorldError(f"goal {g['id']} needs an integration and a call_name")
+        automation = g.get("automation_id", 1)
+        if not isinstance(automation, int) or isinstance(automation, bool) or automation <= 0:
+            raise WorldError(f"goal {g['id']}: automation_id must be a positive integer id")
+        goals[g["id"]] = Goal(
+            g["id"], automation, texts[0], texts[1], parse_actions(f"goal {g['id']}", g.get("actions", []))
+        )
 
     custom_fields: dict[str, str] = {}
-    for f in raw.get("custom_fields", []):
+    custom_field_ids: dict[str, str] = {}
+    for position, f in enumerate(raw.get("custom_fields", []), start=1):
         name, kind = f.get("name", ""), f.get("type", "string")
         if not isinstance(name, str) or not name.startswith("_") or len(name) < 2:
             raise WorldError(f"custom field names start with an underscore: {name!r}")
         if kind not in CUSTOM_FIELD_TYPES:
             raise WorldError(f"custom field {name}: type must be one of {sorted(CUSTOM_FIELD_TYPES)}")
         custom_fields[name] = kind
+        # REST v2 knows custom fields by id; without one in the file, the position in the list is the id.
+        custom_field_ids[name] = str(f.get("id", position))
+    if len(set(custom_field_ids.values())) != len(custom_field_ids):
+        raise WorldError("custom field ids must be unique")
 
     contacts = raw.get("contacts", [])
     for c in contacts:
         if not isinstance(c, dict) or not isinstance(c.get("fields", {}), dict):
             raise WorldError(f"a seeded contact is an object with a 'fields' object: {c!r}")
-    return World(tags, sequences, action_sets, custom_fields, tuple(contacts), raw)
+    return World(tags, sequences, action_sets, custom_fields, tuple(contacts), raw, goals, custom_field_ids)

@@ -38,7 +38,7 @@ KIND_ALIASES = {
 # Function variables the local stack sets differently from the template when Keap is the emulator.
 # The template's per-container call budget protects a real key's quota; against the emulator it would
 # only slow every local run down (the emulator's QuotaPlan is where throttling is exercised).
-EMULATOR_ENV_OVERRIDES = {"KEAP_MAX_CALLS_PER_SECOND": ""}
+EMULATOR_ENV_OVERRIDES = {"KEAP_MAX_CALLS_PER_SECOND": "", "KEAP_RATE_LIMIT": ""}
 
 # Set in every function process, as Lambda and `sam local` do; AWS_SAM_LOCAL also turns Powertools'
 # tracer off, since there is no X-Ray daemon here.
@@ -76,6 +76,7 @@ class LocalStack:
         region: str = "us-east-1",
         function_env: dict[str, str] | None = None,
         emulator_db: str = ":memory:",
+        function_timeout: float | None = None,
     ) -> None:
         """Keap is an emulator started with the stack, unless `keap_url` or `keap_api_key` is given:
         then the functions use that Keap (real Keap's URL by default; the emulator's key by default,
@@ -91,6 +92,9 @@ class LocalStack:
         self._webhook_secrets = dict(webhook_secrets or DEFAULT_WEBHOOK_SECRETS)
         self._function_env = dict(function_env or {})
         self._emulator_db = emulator_db
+        # Replaces every function's Timeout locally (as visibility_timeout replaces the queues'): an idempotency
+        # record left "in progress" by a killed invocation expires after it, so tests that kill need not wait 30 s.
+        self._function_timeout = function_timeout
         self.spec: StackSpec = read_stack(self.template_path, region)
         self.emulator: Any = None
         self.moto: MotoServer | None = None
@@ -161,7 +165,8 @@ class LocalStack:
         for name, fn in self.spec.functions.items():
             self._hosts[name] = FunctionHost(
                 name, root=self.root, env=self.function_environment(name), code_dir=fn.code_dir,
-                handler=fn.handler, timeout=fn.timeout, memory=fn.memory, region=self.region,
+                handler=fn.handler, timeout=self._function_timeout or fn.timeout, memory=fn.memory,
+                region=self.region,
             )  # fmt: skip
         wait_all_ready(list(self._hosts.values()))
 
@@ -291,6 +296,10 @@ class LocalStack:
 
     def poller_stats(self, kind: str) -> PollerStats:
         return self._pollers[resolve_kind(kind)].stats
+
+    def poller_busy(self, kind: str) -> bool:
+        """Whether the kind's poller has a batch in flight (received and not yet settled): a kill now is mid-batch."""
+        return self._pollers[resolve_kind(kind)].busy
 
     def invoke(self, kind: str, event: Any) -> Any:
         """Invoke a function directly (like `aws lambda invoke`); raises FunctionError on failure."""

@@ -128,7 +128,9 @@ def test_functions_get_the_env_contract_wired_to_local_parts(stack: LocalStack) 
     assert env["AWS_ENDPOINT_URL"] == stack.moto_url
     assert env["KEAP_URL"] == stack.emulator.url
     assert env["ROUTES_FILE"] == str(stack.root / "routes.yaml")
-    assert json.loads(env["WEBHOOK_SECRETS"]) == {"generic": "local-dev-secret"}
+    secrets = json.loads(env["WEBHOOK_SECRETS"])  # the local secrets every sample in events/ is signed with
+    assert secrets == json.loads((Path(__file__).resolve().parents[2] / "events" / "local-secrets.json").read_text())
+    assert secrets["generic"] == "local-dev-secret"
     assert env["AWS_ACCESS_KEY_ID"] == "testing"
     # template values: parameters and literals carry over, references to AWS resources do not
     assert env["FROM_PARAMETER"] == "e2e-source"

@@ -106,3 +106,25 @@ def test_checkpoints_live_beside_the_idempotency_record_with_a_ttl(emu, table, t
     item = boto3.client("dynamodb").get_item(TableName=table, Key={"id": {"S": "checkpoint#purchase#shopify#o-3"}})
     steps = {k: json.loads(v["S"]) for k, v in item["Item"].items() if k.startswith("step:")}
     assert len(steps) == 5 and int(item["Item"]["expiration"]["N"]) > 0
+
+
+def test_an_action_set_whose_answer_was_lost_is_never_run_twice(emu, table, tmp_path):
+    p = pipeline(emu, table, tmp_path)
+    # Keap runs the action set, then the connection drops before the answer arrives; a tag fails too.
+    emu.set_faults(FaultPlan(rate_drop=1.0, drop_after_apply=True, methods={"ContactService.runActionSequence"}))
+    first = p.process(purchase("o-lost"))
+    [cid] = first["contact_ids"]
+    step = next(s for s in first["steps"] if s["key"] == f"{cid}/run_action_set:21")
+    assert step["status"] == "uncertain" and step["transient"] is True
+    assert first["status"] == "applied"
+    assert len(emu.model.action_set_runs(cid)) == 1
+    # A retry of the same event (say another step had failed) resumes from the checkpoints: the uncertain
+    # action set is skipped, not run again.
+    from keap_relay.recipes.plan import plan
+    from keap_relay.recipes.routes import load_routes
+
+    emu.set_faults(FaultPlan())
+    checkpoints = durability.DynamoCheckpoints(table, "purchase#shopify#o-lost", 3600)
+    again = p.runner.run(plan(purchase("o-lost"), load_routes(p.settings.routes_file)), checkpoints)
+    assert {s.key: s.status for s in again.steps}[f"{cid}/run_action_set:21"] == "uncertain"
+    assert len(emu.model.action_set_runs(cid)) == 1

@@ -103,7 +103,8 @@ def no_secret_in(out):
 @pytest.mark.parametrize("source", sorted(SAMPLES))
 def test_each_sources_sample_is_queued_as_canonical_events(source, sqs, work_queue):
     out = handle(source, signed_event(source), work_queue)
-    assert out["statusCode"] == 202, out
+    # These vendors count only a 200 as delivered; every other one gets 202 Accepted.
+    assert out["statusCode"] == (200 if source in {"elementor", "gumroad", "lemonsqueezy", "mailgun"} else 202), out
     reply = json.loads(out["body"])
     queued = drain(sqs, work_queue)
     assert [event["id"] for event in queued] == reply["ids"] and reply["status"] == "queued"

@@ -1,5 +1,6 @@
 """The pipeline through each trigger, against the emulator over HTTP and SQS on moto."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -268,7 +269,7 @@ def test_retry_delay_grows_and_keaps_own_wait_wins():
     from keap_relay.aws.queue import MAX_DELAY_SECONDS, Retry
 
     delays = [Retry(1, n, 0.0, now=1.0).next_delay(30) for n in range(6)]
-    assert all(b > a for a, b in zip(delays, delays[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(delays))
     assert 24 <= delays[0] <= 36
     assert Retry(1, 5, 0.0).next_delay(30, wait=7.5) == 7.5
     long_wait = Retry(1, 0, 0.0, now=1000.0).next(3600)

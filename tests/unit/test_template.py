@@ -165,7 +165,9 @@ def test_every_function_gets_the_configuration_contract(template):
         assert env["QUEUE_URL"] == ref(f"{prefix}Queue")
         assert env["DLQ_URL"] == ref(f"{prefix}DLQ")
         assert env["MAX_RECEIVE_COUNT"] == ref("MaxReceiveCount")
-        assert env["KEAP_MAX_CALLS_PER_SECOND"] == ref("KeapMaxCallsPerSecond")
+        assert env["KEAP_RATE_LIMIT"] == ref("KeapRateLimit")
+        assert env["MAX_EVENT_AGE_SECONDS"] == ref("MaxEventAgeSeconds")
+        assert env["FUNCTION_TIMEOUT_SECONDS"] == str(template["Globals"]["Function"]["Timeout"])
         assert env["KEAP_URL"] == ref("KeapUrl")
         assert env["KEAP_API_KEY_SECRET_ARN"] == ref("KeapApiKeySecret")
         assert env["WEBHOOK_SECRETS_ARN"] == ref("WebhookSecretsSecret")
@@ -242,8 +244,10 @@ def test_queues_and_dlqs_keep_messages_fourteen_days_encrypted(template):
 
 
 def test_sqs_event_sources_report_partial_failures_with_bounded_concurrency(template):
-    concurrency = template["Parameters"]["MaximumConcurrency"]
-    assert concurrency["MinValue"] >= 2 and concurrency["Default"] >= 2
+    # One parameter, the key's rate, sets the workers' concurrency (at least 2, as Lambda requires).
+    profiles = template["Mappings"]["RateProfiles"]
+    assert set(profiles) == set(template["Parameters"]["KeapRateLimit"]["AllowedValues"])
+    assert all(p["WorkerConcurrency"] >= 2 for p in profiles.values())
     for prefix, _ in KINDS.values():
         sqs = [
             e["Properties"]
@@ -256,7 +260,9 @@ def test_sqs_event_sources_report_partial_failures_with_bounded_concurrency(temp
         assert 1 <= source["BatchSize"] <= 10
         assert 0 <= source["MaximumBatchingWindowInSeconds"] <= 5
         assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert source["ScalingConfig"] == {"MaximumConcurrency": ref("MaximumConcurrency")}
+        assert source["ScalingConfig"] == {
+            "MaximumConcurrency": {"Fn::FindInMap": ["RateProfiles", ref("KeapRateLimit"), "WorkerConcurrency"]}
+        }
 
 
 # ------------------------------------------------------------------------------------------ EventBridge

@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..recipes.routes import routes_path
+from ..recipes.routes import KEAP_APIS, routes_path
+from .observe import register_secret
 
 DEFAULT_KEAP_URL = "https://api.infusionsoft.com/crm/xmlrpc/v1"
 SECRETS_MAX_AGE = 300  # seconds a fetched secret is reused (Powertools parameters cache)
@@ -42,6 +43,10 @@ class Settings:
 
     kind: str
     keap_url: str = DEFAULT_KEAP_URL
+    # Which Keap API the functions drive (KEAP_API): xmlrpc (ContactService, the default) or rest (v2). REST
+    # goes to KEAP_REST_URL, else to the REST base on KEAP_URL's host (http://h/crm/xmlrpc/v1 -> http://h/crm).
+    keap_api: str = KEAP_APIS[0]
+    keap_rest_url: str | None = None
     routes_file: str = field(default_factory=routes_path)
     queue_url: str | None = None
     dlq_url: str | None = None
@@ -52,6 +57,8 @@ class Settings:
     webhook_secrets_env: str | None = None
     webhook_secrets_arn: str | None = None
     idempotency_table: str | None = None
+    # The Keap key's calls/second, shared by every container through the idempotency table (KEAP_RATE_LIMIT).
+    keap_rate_limit: float | None = None
     # A transient failure is re-queued with a growing delay (retry_base_seconds doubling, at most 15 min,
     # SQS's DelaySeconds limit) until the event is older than max_event_age_seconds; then it is dead-lettered.
     retry_base_seconds: float = 30.0
@@ -66,16 +73,22 @@ class Settings:
             max_receive = int(env.get("MAX_RECEIVE_COUNT") or 5)
             max_rate = float(rate) if rate else None
             retry_base = float(env.get("RETRY_BASE_SECONDS") or 30)
+            shared_rate = float(env["KEAP_RATE_LIMIT"]) if env.get("KEAP_RATE_LIMIT") else None
             max_age = int(env.get("MAX_EVENT_AGE_SECONDS") or 4 * 86400)
             timeout = int(env.get("FUNCTION_TIMEOUT_SECONDS") or 30)
         except ValueError as exc:
             raise ConfigError(
-                "MAX_RECEIVE_COUNT, KEAP_MAX_CALLS_PER_SECOND, RETRY_BASE_SECONDS, MAX_EVENT_AGE_SECONDS and "
-                f"FUNCTION_TIMEOUT_SECONDS must be numbers: {exc}"
+                "MAX_RECEIVE_COUNT, KEAP_MAX_CALLS_PER_SECOND, KEAP_RATE_LIMIT, RETRY_BASE_SECONDS, "
+                f"MAX_EVENT_AGE_SECONDS and FUNCTION_TIMEOUT_SECONDS must be numbers: {exc}"
             ) from None
+        keap_api = (env.get("KEAP_API") or KEAP_APIS[0]).strip().lower()
+        if keap_api not in KEAP_APIS:
+            raise ConfigError(f"KEAP_API must be one of {', '.join(KEAP_APIS)}, not {env.get('KEAP_API')!r}")
         return cls(
             kind=kind,
             keap_url=env.get("KEAP_URL") or DEFAULT_KEAP_URL,
+            keap_api=keap_api,
+            keap_rest_url=env.get("KEAP_REST_URL") or None,
             routes_file=env.get("ROUTES_FILE") or routes_path(),
             queue_url=env.get("QUEUE_URL") or None,
             dlq_url=env.get("DLQ_URL") or None,
@@ -86,6 +99,7 @@ class Settings:
             webhook_secrets_env=env.get("WEBHOOK_SECRETS") or None,
             webhook_secrets_arn=env.get("WEBHOOK_SECRETS_ARN") or None,
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
+            keap_rate_limit=shared_rate if shared_rate and shared_rate > 0 else None,
             retry_base_seconds=retry_base,
             max_event_age_seconds=max_age,
             function_timeout_seconds=timeout,
@@ -93,7 +107,8 @@ class Settings:
 
     def __repr__(self) -> str:
         # Never the key or the webhook secrets; only whether they are configured.
-        return (f"Settings(kind={self.kind!r}, keap_url={self.keap_url!r}, routes_file={self.routes_file!r}, "
+        return (f"Settings(kind={self.kind!r}, keap_api={self.keap_api!r}, keap_url={self.keap_url!r}, "
+                f"routes_file={self.routes_file!r}, "
                 f"queue_url={self.queue_url!r}, dlq_url={self.dlq_url!r}, "
                 f"max_receive_count={self.max_receive_count}, keap_key={'set' if self._has_key() else 'unset'})")
 
@@ -103,6 +118,7 @@ class Settings:
     def keap_api_key(self) -> str:
         """The Keap PAT / Service Account Key: KEAP_API_KEY locally, the secret in AWS."""
         if self.keap_api_key_env:
+            register_secret(self.keap_api_key_env)
             return self.keap_api_key_env
         if self.keap_api_key_secret_arn:
             raw = _get_secret(self.keap_api_key_secret_arn).strip()
@@ -114,6 +130,7 @@ class Settings:
                     raise ConfigError("the Keap key secret is neither a bare key nor JSON") from None
                 raw = str(doc.get("api_key") or doc.get("KEAP_API_KEY") or "")
             if raw:
+                register_secret(raw)
                 return raw
         raise ConfigError("no Keap API key: set KEAP_API_KEY (locally) or KEAP_API_KEY_SECRET_ARN (in AWS)")
 
@@ -130,4 +147,5 @@ class Settings:
         except ValueError:
             raise ConfigError("webhook secrets must be a JSON object of source -> secret") from None
         value = secrets.get(source) if isinstance(secrets, dict) else None
+        register_secret(str(value) if value else None)
         return str(value) if value else None

@@ -67,15 +67,25 @@ class Pipeline:
     @property
     def runner(self) -> SequenceRunner:
         if self._runner is None:
-            from ..keap import ContactService
-            from ..recipes.keap_port import ContactServicePort
+            from ..recipes.keap_port import build_port
 
-            client = ContactService(
-                url=self.settings.keap_url,
-                api_key=self.settings.keap_api_key(),
-                max_calls_per_second=self.settings.max_calls_per_second,
+            settings = self.settings
+            # The routes check: a rule the chosen API cannot run fails here, before any call, naming the rule.
+            load_routes(settings.routes_file, settings.keap_api)
+            shared = None
+            if settings.keap_rate_limit and settings.idempotency_table:
+                from .budget import SharedBudget
+
+                shared = SharedBudget(settings.idempotency_table, settings.keap_rate_limit)
+            port = build_port(
+                settings.keap_api,
+                url=settings.keap_url,
+                rest_url=settings.keap_rest_url,
+                api_key=settings.keap_api_key(),
+                max_calls_per_second=settings.max_calls_per_second,
+                rate_limiter=shared,
             )
-            self._runner = SequenceRunner(ContactServicePort(client))
+            self._runner = SequenceRunner(port)
         return self._runner
 
     # -- the worker path ---------------------------------------------------------------------------
@@ -91,6 +101,11 @@ class Pipeline:
 
     def _apply(self, event: dict[str, Any], checkpoints: Checkpoints | None = None) -> dict[str, Any]:
         result = self.runner.run(plan(event, load_routes(self.settings.routes_file)), checkpoints)
+        for step in result.steps:
+            if step.status == "uncertain":
+                observe.count("StepOutcomeUnknown", self.kind)
+                log.warning("%s for event %s: Keap's answer was lost (%s); it may have run and is not repeated",
+                            step.call, event.get("id"), step.error_class)
         log.info("applied %s event %s: contacts %s, %d steps", self.kind, event.get("id"), result.contact_ids,
                  len(result.steps))
         return result.to_dict()
@@ -246,7 +261,7 @@ class Pipeline:
                                   {"retry-after": RETRY_AFTER_SECONDS})
             ids = [item["id"] for item in events]
             observe.count("EventsQueued", self.kind, len(ids))
-            return http.respond(202, {"status": "queued", "id": ids[0], "ids": ids})
+            return http.respond(accepted.status, {"status": "queued", "id": ids[0], "ids": ids})
         return self._on_http_inline(events)
 
     def _on_http_inline(self, events: list[dict[str, Any]]) -> dict[str, Any]:

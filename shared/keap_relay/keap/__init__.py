@@ -1,11 +1,14 @@
-"""Keap (Infusionsoft) XML-RPC: codec, transport, ContactService client, error tree; no webhook/AWS code."""
+"""Keap (Infusionsoft): XML-RPC codec, transport, ContactService and REST v2 clients, error tree; no AWS code."""
 
 from keap_relay.keap.client import DEFAULT_URL, DUP_CHECK_TYPES, SAFE_TO_REPEAT, ContactService
 from keap_relay.keap.codec import decode_response, encode_call
 from keap_relay.keap.errors import (
     KeapAuthError,
+    KeapBadRequest,
+    KeapConflict,
     KeapConnectError,
     KeapConnectionDropped,
+    KeapContactFailed,
     KeapDatabaseError,
     KeapEncodeError,
     KeapError,
@@ -15,6 +18,7 @@ from keap_relay.keap.errors import (
     KeapLoadingError,
     KeapMalformedResponse,
     KeapNoFieldFound,
+    KeapNotFound,
     KeapRateLimited,
     KeapRecordNotFound,
     KeapRequestError,
@@ -22,18 +26,26 @@ from keap_relay.keap.errors import (
     KeapServiceUnavailable,
     KeapTimeout,
     KeapTransportError,
+    KeapUnknownField,
     KeapUnsafeResponse,
+    KeapUnsupportedOperation,
 )
+from keap_relay.keap.rest import DEFAULT_REST_URL, REST_SAFE_TO_REPEAT, RestClient, rest_base_url
 from keap_relay.keap.throttle import RateInfo, RateLimiter, TokenBucket
 
 __all__ = [
+    "DEFAULT_REST_URL",
     "DEFAULT_URL",
     "DUP_CHECK_TYPES",
+    "REST_SAFE_TO_REPEAT",
     "SAFE_TO_REPEAT",
     "ContactService",
     "KeapAuthError",
+    "KeapBadRequest",
+    "KeapConflict",
     "KeapConnectError",
     "KeapConnectionDropped",
+    "KeapContactFailed",
     "KeapDatabaseError",
     "KeapEncodeError",
     "KeapError",
@@ -43,6 +55,7 @@ __all__ = [
     "KeapLoadingError",
     "KeapMalformedResponse",
     "KeapNoFieldFound",
+    "KeapNotFound",
     "KeapRateLimited",
     "KeapRecordNotFound",
     "KeapRequestError",
@@ -50,10 +63,14 @@ __all__ = [
     "KeapServiceUnavailable",
     "KeapTimeout",
     "KeapTransportError",
+    "KeapUnknownField",
     "KeapUnsafeResponse",
+    "KeapUnsupportedOperation",
     "RateInfo",
     "RateLimiter",
+    "RestClient",
     "TokenBucket",
     "decode_response",
     "encode_call",
+    "rest_base_url",
 ]

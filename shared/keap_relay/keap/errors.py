@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 
@@ -9,8 +10,11 @@ from keap_relay.keap.throttle import RateInfo
 
 __all__ = [
     "KeapAuthError",
+    "KeapBadRequest",
+    "KeapConflict",
     "KeapConnectError",
     "KeapConnectionDropped",
+    "KeapContactFailed",
     "KeapDatabaseError",
     "KeapEncodeError",
     "KeapError",
@@ -30,6 +34,7 @@ __all__ = [
     "KeapNoSuchHandler",
     "KeapNoTableAccess",
     "KeapNoTableFound",
+    "KeapNotFound",
     "KeapRateLimited",
     "KeapRecordNotFound",
     "KeapRequestError",
@@ -42,9 +47,12 @@ __all__ = [
     "KeapTimeout",
     "KeapTransportError",
     "KeapUnexpectedError",
+    "KeapUnknownField",
     "KeapUnsafeResponse",
+    "KeapUnsupportedOperation",
     "error_from_fault",
     "error_from_http",
+    "error_from_rest",
 ]
 
 # Error text that reaches str()/repr() is capped so an HTML error page cannot flood a log line.
@@ -107,6 +115,14 @@ class KeapRequestError(KeapError, ValueError):
 
 class KeapEncodeError(KeapRequestError):
     """A parameter has no XML-RPC form Keap accepts; the message names the value's path."""
+
+
+class KeapUnknownField(KeapRequestError):
+    """A contact field with no REST v2 counterpart, or a custom field the app's contact model lacks."""
+
+
+class KeapUnsupportedOperation(KeapRequestError):
+    """The chosen API has no call for this (e.g. pausing a sequence over REST v2)."""
 
 
 # --- XML-RPC faults -------------------------------------------------------------------------------
@@ -250,6 +266,24 @@ class KeapRateLimited(KeapHTTPError):
     def __str__(self) -> str:
         wait = "unknown" if self.retry_after is None else f"{self.retry_after:.3g}s"
         return f"{super().__str__()} (retry after {wait})"
+
+
+class KeapBadRequest(KeapHTTPError):
+    """HTTP 400/422 from the REST API: Keap refused the request as sent (a field, a filter, a missing item)."""
+
+
+class KeapNotFound(KeapHTTPError):
+    """HTTP 404 from the REST API: the contact, tag, sequence or email address does not exist."""
+
+
+class KeapConflict(KeapHTTPError):
+    """HTTP 409 from the REST API: the request clashes with the record's state."""
+
+
+class KeapContactFailed(KeapError):
+    """A many-contacts REST call answered FAILED for this contact; the others may have succeeded."""
+
+    transient = True
 
 
 class KeapServerError(KeapHTTPError):
@@ -408,5 +442,49 @@ def error_from_http(
             http_status=status,
             retry_after=retry_after,
             rate_info=rate_info,
+        )
+    return cls(message, method=method, code=status, http_status=status)
+
+
+# --- REST v2: HTTP status (and Keap's JSON error body) → class -----------------------------------
+
+_REST_STATUS: Mapping[int, type[KeapError]] = {
+    400: KeapBadRequest,
+    401: KeapAuthError,
+    403: KeapAuthError,
+    404: KeapNotFound,
+    409: KeapConflict,
+    422: KeapBadRequest,
+    429: KeapRateLimited,
+    503: KeapServiceUnavailable,
+}
+
+
+def _rest_summary(body: bytes) -> str:
+    """`STATUS: message` from Keap's JSON error body (`{code, message, status, details}`), else the raw text."""
+    try:
+        doc = json.loads(body[:65536])
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and (doc.get("message") or doc.get("status")):
+        status, message = str(doc.get("status") or "").strip(), str(doc.get("message") or "").strip()
+        return f"{status}: {message}" if status and message else status or message
+    return body[:_MAX_MESSAGE].decode("utf-8", "replace").strip() or "(empty body)"
+
+
+def error_from_rest(
+    status: int,
+    body: bytes,
+    *,
+    method: str | None = None,
+    retry_after: float | None = None,
+    rate_info: RateInfo | None = None,
+) -> KeapError:
+    """Build the exception for a non-2xx REST v2 response, reading Keap's JSON error body when there is one."""
+    message = f"HTTP {status} {_rest_summary(body)}"
+    cls = _REST_STATUS.get(status) or (KeapServerError if status >= 500 else KeapHTTPError)
+    if cls is KeapRateLimited:
+        return KeapRateLimited(
+            message, method=method, code=status, http_status=status, retry_after=retry_after, rate_info=rate_info
         )
     return cls(message, method=method, code=status, http_status=status)

@@ -1,4 +1,4 @@
-"""Transport to Keap's XML-RPC endpoint: pooled keep-alive connections, split timeouts, typed failures."""
+"""Transport to Keap (XML-RPC endpoint or REST base): pooled keep-alive connections, split timeouts, typed failures."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ _SCHEMES: Mapping[str, tuple[type[http.client.HTTPConnection], int]] = {
 
 
 class HTTPTransport:
-    """POSTs bodies to one URL over a small thread-safe pool of keep-alive connections.
+    """POSTs bodies to one URL (or sends any verb to paths under it) over a small thread-safe pool of
+    keep-alive connections.
 
     Failures are split by whether the request can have reached the server: connecting or sending
     fails with KeapConnectError (never delivered); a read timeout is KeapTimeout and a connection lost
@@ -65,6 +66,7 @@ class HTTPTransport:
         self._host = parts.hostname
         self._port = parts.port or default_port
         self._path = parts.path or "/"
+        self._base_path = parts.path.rstrip("/")
         if parts.query:
             self._path += "?" + parts.query
         self._headers = {"Host": parts.netloc.rpartition("@")[2], **headers}
@@ -135,12 +137,31 @@ class HTTPTransport:
     # ---------------------------------------------------------------- exchange
 
     def post(self, body: bytes, extra_headers: Mapping[str, str] | None = None, method: str | None = None) -> Response:
-        """POST `body`; return the response whatever its status, or raise a KeapTransportError."""
+        """POST `body` to the URL; return the response whatever its status, or raise a KeapTransportError."""
+        return self.request("POST", body, extra_headers=extra_headers, method=method)
+
+    def request(
+        self,
+        verb: str,
+        body: bytes | None = None,
+        *,
+        path: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+    ) -> Response:
+        """Send `verb` to the URL itself, or to `path` (with its query) appended to the URL's path.
+
+        Returns the response whatever its status, or raises a KeapTransportError. `method` names the API
+        call in errors.
+        """
+        if path is not None and not path.startswith("/"):
+            raise KeapRequestError("a request path must start with /")
+        target = self._path if path is None else self._base_path + path
         headers = {**self._headers, **extra_headers} if extra_headers else self._headers
         conn = self._checkout() or self._connect(method)
         try:
             try:
-                conn.request("POST", self._path, body, headers)
+                conn.request(verb, target, body, headers)
             except (OSError, http.client.HTTPException) as exc:
                 raise KeapConnectError(
                     f"sending to {self._host}:{self._port} failed: {type(exc).__name__}", method=method

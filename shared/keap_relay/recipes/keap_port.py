@@ -1,10 +1,12 @@
-"""The narrow Keap port the sequence runner talks to, and its XML-RPC ContactService implementation."""
+"""The narrow Keap port the sequence runner talks to, over XML-RPC (ContactService) or REST v2."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..keap import ContactService
+from ..keap import ContactService, KeapUnsupportedOperation, RestClient, rest_base_url
+from ..keap.rest import outcome_error
+from ..keap.throttle import RateLimiter
 
 
 class KeapPort(Protocol):
@@ -17,16 +19,18 @@ class KeapPort(Protocol):
     def update_contact(self, contact_id: int, fields: dict[str, Any]) -> int: ...
     def apply_tag(self, contact_id: int, tag_id: int) -> Any: ...
     def remove_tag(self, contact_id: int, tag_id: int) -> Any: ...
-    def start_sequence(self, contact_id: int, sequence_id: int) -> Any: ...
-    def stop_sequence(self, contact_id: int, sequence_id: int) -> Any: ...
+    def start_sequence(self, contact_id: int, sequence_id: int, campaign_id: int | None = None) -> Any: ...
+    def stop_sequence(self, contact_id: int, sequence_id: int, campaign_id: int | None = None) -> Any: ...
     def pause_sequence(self, contact_id: int, sequence_id: int) -> Any: ...
     def run_action_set(self, contact_id: int, action_set_id: int) -> Any: ...
+    def achieve_goal(self, contact_id: int, integration: str, call_name: str) -> Any: ...
+    def opt_out(self, contact_id: int, email: str, reason: str) -> Any: ...
 
 
 class ContactServicePort:
-    """KeapPort over the XML-RPC ContactService client."""
+    """KeapPort over the XML-RPC ContactService client (goals via FunnelService, opt-out via APIEmailService)."""
 
-    # port operation -> the ContactService method it makes (reported in run results)
+    # port operation -> the XML-RPC method it makes (reported in run results)
     call_names: dict[str, str] = {
         "upsert_contact": "ContactService.addWithDupCheck",
         "find_contacts": "ContactService.findByEmail",
@@ -37,6 +41,8 @@ class ContactServicePort:
         "stop_sequence": "ContactService.removeFromCampaign",
         "pause_sequence": "ContactService.pauseCampaign",
         "run_action_set": "ContactService.runActionSequence",
+        "achieve_goal": "FunnelService.achieveGoal",
+        "opt_out": "APIEmailService.optOut",
     }
 
     def __init__(self, client: ContactService) -> None:
@@ -60,10 +66,11 @@ class ContactServicePort:
     def remove_tag(self, contact_id: int, tag_id: int) -> Any:
         return self.client.remove_from_group(contact_id, tag_id)
 
-    def start_sequence(self, contact_id: int, sequence_id: int) -> Any:
+    def start_sequence(self, contact_id: int, sequence_id: int, campaign_id: int | None = None) -> Any:
+        # A legacy follow-up sequence is known by its own id; the campaign id is for REST v2.
         return self.client.add_to_campaign(contact_id, sequence_id)
 
-    def stop_sequence(self, contact_id: int, sequence_id: int) -> Any:
+    def stop_sequence(self, contact_id: int, sequence_id: int, campaign_id: int | None = None) -> Any:
         return self.client.remove_from_campaign(contact_id, sequence_id)
 
     def pause_sequence(self, contact_id: int, sequence_id: int) -> Any:
@@ -71,3 +78,110 @@ class ContactServicePort:
 
     def run_action_set(self, contact_id: int, action_set_id: int) -> Any:
         return self.client.run_action_sequence(contact_id, action_set_id)
+
+    def achieve_goal(self, contact_id: int, integration: str, call_name: str) -> Any:
+        return self.client.call("FunnelService.achieveGoal", integration, call_name, contact_id)
+
+    def opt_out(self, contact_id: int, email: str, reason: str) -> Any:
+        # Opt-out is per email address, not per contact; the contact id only places the step.
+        return self.client.call("APIEmailService.optOut", email, reason)
+
+
+class RestPort:
+    """KeapPort over the REST v2 client. Pausing a sequence and running an action set have no v2 call: the
+    routes check refuses rules that need them, and these methods raise KeapUnsupportedOperation."""
+
+    # port operation -> the REST v2 operation it makes (reported in run results)
+    call_names: dict[str, str] = {
+        "upsert_contact": "rest.upsertContact",
+        "find_contacts": "rest.listContacts",
+        "update_contact": "rest.updateContact",
+        "apply_tag": "rest.applyTags",
+        "remove_tag": "rest.removeTags",
+        "start_sequence": "rest.addContactsToSequence",
+        "stop_sequence": "rest.removeContactsFromSequence",
+        "pause_sequence": "(no REST v2 call)",
+        "run_action_set": "(no REST v2 call)",
+        "achieve_goal": "rest.achieveGoal",
+        "opt_out": "rest.updateEmailAddressStatus",
+    }
+
+    def __init__(self, client: RestClient) -> None:
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"RestPort({self.client!r})"
+
+    @staticmethod
+    def _one(operation: str, contact_id: int, outcomes: dict[int, str]) -> str:
+        outcome = outcomes.get(contact_id, "SUCCESS")
+        error = outcome_error(operation, contact_id, outcome)
+        if error is not None:
+            raise error
+        return outcome
+
+    def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> int:
+        return self.client.upsert_contact(fields, dup_check)
+
+    def find_contacts(self, email: str) -> list[int]:
+        return self.client.find_contact_ids(email)
+
+    def update_contact(self, contact_id: int, fields: dict[str, Any]) -> int:
+        return self.client.update_contact(contact_id, fields)
+
+    def apply_tag(self, contact_id: int, tag_id: int) -> Any:
+        return self._one("rest.applyTags", contact_id, self.client.apply_tag(tag_id, [contact_id]))
+
+    def remove_tag(self, contact_id: int, tag_id: int) -> Any:
+        return self._one("rest.removeTags", contact_id, self.client.remove_tag(tag_id, [contact_id]))
+
+    def start_sequence(self, contact_id: int, sequence_id: int, campaign_id: int | None = None) -> Any:
+        if campaign_id is None:
+            raise KeapUnsupportedOperation(
+                f"REST v2 needs the campaign of sequence {sequence_id}: use sequences: [{{campaign, sequence}}]",
+                method="rest.addContactsToSequence",
+            )
+        outcomes = self.client.add_to_sequence(campaign_id, sequence_id, [contact_id])
+        return self._one("rest.addContactsToSequence", contact_id, outcomes)
+
+    def stop_sequence(self, contact_id: int, sequence_id: int, campaign_id: int | None = None) -> Any:
+        if campaign_id is None:
+            raise KeapUnsupportedOperation(
+                f"REST v2 needs the campaign of sequence {sequence_id}: use remove_sequences: [{{campaign, sequence}}]",
+                method="rest.removeContactsFromSequence",
+            )
+        outcomes = self.client.remove_from_sequence(campaign_id, sequence_id, [contact_id])
+        return self._one("rest.removeContactsFromSequence", contact_id, outcomes)
+
+    def pause_sequence(self, contact_id: int, sequence_id: int) -> Any:
+        raise KeapUnsupportedOperation("REST v2 has no call to pause a sequence", method="pause_sequence")
+
+    def run_action_set(self, contact_id: int, action_set_id: int) -> Any:
+        raise KeapUnsupportedOperation("REST v2 has no call to run an action set; use goals", method="run_action_set")
+
+    def achieve_goal(self, contact_id: int, integration: str, call_name: str) -> Any:
+        return self.client.achieve_goal(contact_id, integration, call_name)
+
+    def opt_out(self, contact_id: int, email: str, reason: str) -> Any:
+        return self.client.opt_out(email, reason)
+
+
+def build_port(
+    api: str,
+    *,
+    url: str | None,
+    api_key: str,
+    rest_url: str | None = None,
+    max_calls_per_second: float | None = None,
+    rate_limiter: RateLimiter | None = None,
+) -> ContactServicePort | RestPort:
+    """The port for KEAP_API `api`: xmlrpc talks to `url`; rest to `rest_url`, else the REST base on url's host.
+
+    `rate_limiter` (e.g. a budget shared by every container) paces calls instead of max_calls_per_second.
+    """
+    pacing = {"max_calls_per_second": max_calls_per_second, "rate_limiter": rate_limiter}
+    if api == "rest":
+        return RestPort(RestClient(rest_url or rest_base_url(url), api_key, **pacing))
+    if api == "xmlrpc":
+        return ContactServicePort(ContactService(url=url, api_key=api_key, **pacing))
+    raise KeapUnsupportedOperation(f"KEAP_API must be xmlrpc or rest, not {api!r}")

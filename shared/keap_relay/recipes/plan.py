@@ -25,16 +25,33 @@ CONTACT_FIELDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("address", "country_code"), "Country"),
 )
 
+def _plain(entry: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    return (entry,), (entry,)
+
+
+def _sequence(entry: tuple[int, int]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    # A sequence is one call whether a rule names it bare (campaigns) or with its campaign (sequences).
+    return (entry[0],), entry
+
+
 # Port operations, in the order a follow-up runs them (all after the contact is known).
-# rule id key -> port operation applied per contact and id.
-FOLLOW_UPS: tuple[tuple[str, str], ...] = (
-    ("remove_tags", "remove_tag"),
-    ("remove_campaigns", "stop_sequence"),
-    ("pause_campaigns", "pause_sequence"),
-    ("tags", "apply_tag"),
-    ("campaigns", "start_sequence"),
-    ("action_sets", "run_action_set"),
+# rule key -> (port operation applied per contact, entry -> (what makes two entries one call, the call's args)).
+# When two entries are one call, the one with more args (a sequence with its campaign id) wins.
+FOLLOW_UPS: tuple[tuple[str, str, Callable[[Any], tuple[tuple[Any, ...], tuple[Any, ...]]]], ...] = (
+    ("remove_tags", "remove_tag", _plain),
+    ("remove_campaigns", "stop_sequence", _plain),
+    ("remove_sequences", "stop_sequence", _sequence),
+    ("pause_campaigns", "pause_sequence", _plain),
+    ("tags", "apply_tag", _plain),
+    ("campaigns", "start_sequence", _plain),
+    ("sequences", "start_sequence", _sequence),
+    ("action_sets", "run_action_set", _plain),
+    ("goals", "achieve_goal", lambda entry: (entry, entry)),
 )
+
+# Operations made at most once per contact, whose key is the operation alone (their args carry no id; the
+# email address stays out of step keys and checkpoints).
+ONCE_PER_CONTACT: frozenset[str] = frozenset({"update_contact", "opt_out"})
 
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}")
 
@@ -49,7 +66,7 @@ class Call:
     @property
     def key(self) -> str:
         """Stable name of this step within its event (used for results and checkpoints)."""
-        if not self.args or isinstance(self.args[0], dict):
+        if not self.args or isinstance(self.args[0], dict) or self.op in ONCE_PER_CONTACT:
             return self.op
         return f"{self.op}:{':'.join(str(a) for a in self.args)}"
 
@@ -143,16 +160,30 @@ def contact_fields(event: dict[str, Any], rules: list[Rule] | tuple[Rule, ...] =
     return {name: value for name, value in cleaned.items() if value is not None and value != ""}
 
 
+def opt_out_reason(event: dict[str, Any]) -> str:
+    """What Keap records as the reason an address opted out: the source, and the sender's reason if any."""
+    reason = str((event.get("unsubscribe") or {}).get("reason") or "").strip()
+    text = f"keap-relay: unsubscribed via {event.get('source') or 'webhook'}" + (f" ({reason})" if reason else "")
+    return text[:200]
+
+
 def plan(event: dict[str, Any], routes: Routes) -> Plan:
     """Build the plan of a validated canonical event: every matching rule contributes, ids unioned."""
     kind = event["kind"]
     matched = [rule for rule in routes.for_kind(kind) if matches(rule, event)]
-    follow_ups: list[Call] = []
-    for id_key, op in FOLLOW_UPS:
-        ids = dict.fromkeys(i for rule in matched for i in rule.ids.get(id_key, ()))
-        follow_ups.extend(Call(op, (i,)) for i in ids)
+    calls: dict[tuple[str, tuple[Any, ...]], tuple[Any, ...]] = {}  # (op, identity) -> args, in order
+    for id_key, op, form in FOLLOW_UPS:
+        for rule in matched:
+            for entry in rule.ids.get(id_key, ()):
+                identity, args = form(entry)
+                known = calls.get((op, identity))
+                if known is None or len(args) > len(known):
+                    calls[(op, identity)] = args
+    follow_ups = [Call(op, args) for (op, _), args in calls.items()]
     labels = tuple(rule.label for rule in matched)
     if kind == "unsubscribe":
+        if any(rule.opt_out for rule in matched):
+            follow_ups.append(Call("opt_out", (contact_fields(event)["Email"], opt_out_reason(event))))
         fields = {
             name: value
             for name, value in contact_fields(event, matched).items()

@@ -1,10 +1,11 @@
-"""The routes file: which tags, sequences and action sets each event gets — schema-checked, loaded once."""
+"""The routes file: which tags, sequences, action sets and goals each event gets — schema-checked, loaded once."""
 
 from __future__ import annotations
 
 import functools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
@@ -21,10 +22,36 @@ SECTION_KINDS: dict[str, str] = {
     "unsubscribes": "unsubscribe",
 }
 KIND_SECTIONS: dict[str, str] = {kind: section for section, kind in SECTION_KINDS.items()}
-# Rule keys that name Keap ids; every matching rule's ids are unioned per key.
-ID_KEYS: tuple[str, ...] = (
-    "tags", "campaigns", "action_sets", "remove_tags", "remove_campaigns", "pause_campaigns",
-)
+# Rule keys that name Keap things; every matching rule's entries are unioned per key. Entry as the file
+# has it -> the hashable form kept in Rule.ids: an id, (sequence, campaign), or (integration, call_name).
+ID_KEYS: dict[str, Callable[[Any], Any]] = {
+    "tags": int,
+    "campaigns": int,
+    "sequences": lambda entry: (entry["sequence"], entry["campaign"]),
+    "action_sets": int,
+    "goals": lambda entry: (entry["integration"], entry["call_name"]),
+    "remove_tags": int,
+    "remove_campaigns": int,
+    "remove_sequences": lambda entry: (entry["sequence"], entry["campaign"]),
+    "pause_campaigns": int,
+}
+
+# The Keap APIs a deployment can drive (KEAP_API), the default first.
+KEAP_APIS: tuple[str, ...] = ("xmlrpc", "rest")
+
+# API -> rule key it has no call for -> what to write instead. The routes check names every rule that uses one.
+API_LIMITS: dict[str, dict[str, str]] = {
+    "xmlrpc": {},
+    "rest": {
+        "campaigns": "REST v2 starts a sequence only with its campaign id; write sequences: [{campaign: C, "
+        "sequence: S}]",
+        "remove_campaigns": "REST v2 stops a sequence only with its campaign id; write remove_sequences: "
+        "[{campaign: C, sequence: S}]",
+        "pause_campaigns": "REST v2 has no call to pause a sequence; stop it with remove_sequences instead",
+        "action_sets": "REST v2 has no call to run an action set; achieve an automation goal with goals: "
+        "[{integration: I, call_name: N}] instead",
+    },
+}
 MONEY_KEYS: frozenset[str] = frozenset({"min_total", "max_total"})
 
 
@@ -40,9 +67,10 @@ class Rule:
     index: int
     name: str | None
     match: dict[str, Any]  # key -> frozenset[str] of accepted values, or Decimal for money bounds
-    ids: dict[str, tuple[int, ...]]
+    ids: dict[str, tuple[Any, ...]]  # ID_KEYS key -> entries in their hashable form
     fields: dict[str, Any] = field(default_factory=dict)
     dup_check: str | None = None
+    opt_out: bool = False
 
     @property
     def label(self) -> str:
@@ -117,8 +145,9 @@ def _rule(section: str, index: int, raw: dict[str, Any]) -> Rule:
         key: Decimal(str(value)) if key in MONEY_KEYS else _values(value)
         for key, value in (raw.get("match") or {}).items()
     }
-    ids = {key: tuple(dict.fromkeys(raw[key])) for key in ID_KEYS if raw.get(key)}
-    return Rule(section, index, raw.get("name"), match, ids, dict(raw.get("fields") or {}), raw.get("dup_check"))
+    ids = {key: tuple(dict.fromkeys(form(e) for e in raw[key])) for key, form in ID_KEYS.items() if raw.get(key)}
+    return Rule(section, index, raw.get("name"), match, ids, dict(raw.get("fields") or {}), raw.get("dup_check"),
+                bool(raw.get("opt_out")))
 
 
 def parse_routes(doc: Any, path: str = "<routes>") -> Routes:
@@ -141,12 +170,43 @@ def routes_path() -> str:
     return os.environ.get("ROUTES_FILE") or DEFAULT_ROUTES_FILE
 
 
+def check_routes(routes: Routes, api: str) -> None:
+    """Refuse routes that cannot run on `api` (xmlrpc | rest); the error names every such rule and field."""
+    if api not in API_LIMITS:
+        raise RoutesError(f"{routes.path}: KEAP_API must be one of {', '.join(KEAP_APIS)}, not {api!r}")
+    limits = API_LIMITS[api]
+    problems = []
+    for kind in SECTION_KINDS.values():
+        for rule in routes.for_kind(kind):
+            where = f"rule {rule.label}"
+            problems += [f"{where}: field {key}: {limits[key]}" for key in rule.ids if key in limits]
+            if api == "rest":
+                from ..keap.rest import maps_to_v2
+
+                problems += [f"{where}: field fields.{name}: the Contact field has no REST v2 counterpart"
+                             for name in rule.fields if not maps_to_v2(name)]
+    if problems:
+        lines = "\n  ".join(problems)
+        raise RoutesError(f"{routes.path}: {len(problems)} rule field(s) cannot run with KEAP_API={api}:\n  {lines}")
+
+
 @functools.cache
-def load_routes(path: str | None = None) -> Routes:
-    """Load and check a routes file once per container (cached per path)."""
+def load_routes(path: str | None = None, api: str | None = None) -> Routes:
+    """Load and check a routes file once per container (cached per path and API).
+
+    With `api`, the routes must also be runnable on that Keap API (see check_routes).
+    """
+    path = path or routes_path()
+    routes = _load(path)
+    if api is not None:
+        check_routes(routes, api)
+    return routes
+
+
+@functools.cache
+def _load(path: str) -> Routes:
     import yaml
 
-    path = path or routes_path()
     try:
         text = Path(path).read_text("utf-8")
     except OSError as exc:

@@ -12,6 +12,10 @@ from .keap_port import KeapPort
 from .plan import Call, Plan
 
 DEFAULT_CONCURRENCY = 4
+# Port operations Keap would apply twice if repeated (an action set's actions, a goal's automation).
+# When one may have reached Keap but its answer was lost, it is recorded as `uncertain`, never repeated.
+ONCE_ONLY_OPS: frozenset[str] = frozenset({"run_action_set", "achieve_goal"})
+UNCERTAIN = "outcome-unknown"
 
 
 class Checkpoints(Protocol):
@@ -38,7 +42,7 @@ class StepResult:
     key: str
     call: str
     args: list[Any]
-    status: str  # ok | failed | resumed (done by an earlier attempt)
+    status: str  # ok | failed | resumed (done by an earlier attempt) | uncertain (answer lost; not repeated)
     contact_id: int | None = None
     result: Any = None
     error_class: str | None = None
@@ -76,6 +80,10 @@ class SequenceFailed(Exception):
         super().__init__(f"step {step.key} ({step.call}) failed: {step.error_class}: {step.error}")
 
 
+def _is_uncertain(result: Any) -> bool:
+    return isinstance(result, dict) and result.get(UNCERTAIN) is True
+
+
 def _describe_error(exc: BaseException) -> tuple[str, str, bool]:
     return type(exc).__name__, str(exc), bool(getattr(exc, "transient", False))
 
@@ -101,15 +109,21 @@ class SequenceRunner:
         args = [contact_id, *call.args] if contact_id is not None else list(call.args)
         step = StepResult(key=key, call=name, args=args, status="ok", contact_id=contact_id)
         if key in done:
-            step.status, step.result = "resumed", done[key]
+            step.result = done[key]
+            step.status = "uncertain" if _is_uncertain(step.result) else "resumed"
             return step
         started = time.perf_counter()
         try:
             step.result = getattr(self.keap, call.op)(*args)
         except Exception as exc:  # every failure is reported per step, then classified by the caller
-            step.status = "failed"
             step.error_class, step.error, step.transient = _describe_error(exc)
             step.ms = round((time.perf_counter() - started) * 1000, 1)
+            if call.op in ONCE_ONLY_OPS and getattr(exc, "maybe_delivered", False):
+                # Keap may have run it: repeating could run it twice, so it is recorded and never retried.
+                step.status, step.result = "uncertain", {UNCERTAIN: True, "error_class": step.error_class}
+                checkpoints.record(key, step.result)
+                return step
+            step.status = "failed"
             step._cause = exc  # type: ignore[attr-defined]
             return step
         step.ms = round((time.perf_counter() - started) * 1000, 1)
