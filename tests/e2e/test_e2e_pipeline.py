@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -196,3 +197,20 @@ def test_mailchimp_style_get_validation_answers_200(stack: LocalStack) -> None:
 def test_unknown_route_is_404(stack: LocalStack) -> None:
     status, _, raw = http_request(stack.gateway_url + "/refunds/generic", body=b"{}")
     assert (status, json.loads(raw)) == (404, {"message": "Not Found"})
+
+
+def test_an_xmlrpc_outage_holds_events_in_their_queues_until_it_ends(stack: LocalStack) -> None:
+    # KEAP_API=xmlrpc (the default) during an XML-RPC brownout: nothing is lost or dead-lettered for it.
+    start = time.time()
+    stack.wait_drained(60)
+    stack.emulator.set_faults(FaultPlan(outages=[(start, start + 6)], surfaces={"xmlrpc"}))
+    emails = [unique_email(f"outage-{i}") for i in range(3)]
+    for email in emails:
+        assert post_webhook(stack.webhook_url("forms"), form_event(email))[0] == 202
+    wait_for(lambda: any(c.get("injected") for c in stack.emulator.calls()), 30, "a call refused by the outage")
+    assert not any(stack.emulator.model.find_ids_by_email(e) for e in emails)  # nothing applied during it
+    stack.wait_drained(90)
+    stack.emulator.set_faults(None)
+    for email in emails:
+        assert stack.emulator.model.contact_tags(contact_of(stack.emulator, email)) == {100, 101, 102}
+    assert stack.dead_letters("forms") == []
