@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import dlq
 from .stack import DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_WEBHOOK_SECRETS, ROOT, LocalStack
 
 STATE_DIR = ".local-stack"  # under the repository root; git-ignored
@@ -33,7 +34,7 @@ _KEAP_ENV_HELP = (
     "Keap is an emulator started on 127.0.0.1 unless KEAP_API_KEY or KEAP_URL is set in the environment: "
     "then the functions use that Keap (KEAP_URL defaults to https://api.infusionsoft.com/crm/xmlrpc/v1; "
     "KEAP_API_KEY to the emulator's key, for an emulator started with `python -m keap_emulator serve`). "
-    'WEBHOOK_SECRETS (a JSON object source -> secret) replaces the local secrets {"generic": "local-dev-secret"}.'
+    'WEBHOOK_SECRETS (a JSON object source -> secret) replaces the local secrets of events/local-secrets.json.'
 )
 
 
@@ -252,6 +253,11 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "run": ("start the local stack on fixed ports and keep it running until Ctrl-C", _add_run, cmd_run),
     "demo": ("send every sample webhook and bus event through a stack and show what Keap holds", _add_demo, cmd_demo),
     "invoke": ("run one event through one function in this process (no Docker, no queue)", _add_invoke, cmd_invoke),
+    "dlq": (
+        "list, show, redrive or purge a kind's dead letters (the local stack, or --stack in AWS)",
+        dlq.add_arguments,
+        dlq.run,
+    ),
 }
 
 

@@ -108,23 +108,51 @@ def test_checkpoints_live_beside_the_idempotency_record_with_a_ttl(emu, table, t
     assert len(steps) == 5 and int(item["Item"]["expiration"]["N"]) > 0
 
 
-def test_an_action_set_whose_answer_was_lost_is_never_run_twice(emu, table, tmp_path):
-    p = pipeline(emu, table, tmp_path)
-    # Keap runs the action set, then the connection drops before the answer arrives; a tag fails too.
-    emu.set_faults(FaultPlan(rate_drop=1.0, drop_after_apply=True, methods={"ContactService.runActionSequence"}))
-    first = p.process(purchase("o-lost"))
-    [cid] = first["contact_ids"]
-    step = next(s for s in first["steps"] if s["key"] == f"{cid}/run_action_set:21")
-    assert step["status"] == "uncertain" and step["transient"] is True
-    assert first["status"] == "applied"
-    assert len(emu.model.action_set_runs(cid)) == 1
-    # A retry of the same event (say another step had failed) resumes from the checkpoints: the uncertain
-    # action set is skipped, not run again.
-    from keap_relay.recipes.plan import plan
-    from keap_relay.recipes.routes import load_routes
+def sqs_record(body, attributes=None):
+    return {"Records": [{"messageId": "m0", "receiptHandle": "h0", "body": json.dumps(body), "eventSource": "aws:sqs",
+                         "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+                         "messageAttributes": attributes or {}}]}
 
+
+def dead_letters(sqs, url):
+    msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", [])
+    for m in msgs:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return msgs
+
+
+@pytest.mark.parametrize("keap_ran_it", [True, False])
+def test_an_action_set_whose_answer_was_lost_is_never_rerun_but_dead_lettered_for_a_person(
+        emu, table, tmp_path, sqs, keap_ran_it):
+    dlq = sqs.create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    settings = Settings(kind="purchase", keap_url=emu.url, routes_file=routes(tmp_path), keap_api_key_env=KEY,
+                        idempotency_table=table, dlq_url=dlq)
+    p = Pipeline("purchase", settings)
+    event = purchase(f"o-lost-{keap_ran_it}", email=f"lost-{keap_ran_it}@example.com")
+    # The connection drops after the request was sent: Keap ran the action set, or never got to it.
+    emu.set_faults(FaultPlan(rate_drop=1.0, drop_after_apply=keap_ran_it,
+                             methods={"ContactService.runActionSequence"}))
+    assert p.handle(sqs_record(event)) == {"batchItemFailures": []}
     emu.set_faults(FaultPlan())
-    checkpoints = durability.DynamoCheckpoints(table, "purchase#shopify#o-lost", 3600)
-    again = p.runner.run(plan(purchase("o-lost"), load_routes(p.settings.routes_file)), checkpoints)
-    assert {s.key: s.status for s in again.steps}[f"{cid}/run_action_set:21"] == "uncertain"
-    assert len(emu.model.action_set_runs(cid)) == 1
+    [cid] = emu.model.find_ids_by_email(event["contact"]["email"])
+    assert emu.model.contact_tags(cid) == {201, 202, 203}  # every other step is done
+    assert len(emu.model.action_set_runs(cid)) == (1 if keap_ran_it else 0)
+    [letter] = dead_letters(sqs, dlq)
+    reason = {k: v["StringValue"] for k, v in letter["MessageAttributes"].items()}
+    assert reason["ErrorClass"] == "OutcomeUnknown" and reason["Transient"] == "false"
+    assert "runActionSequence" in reason["FailedStep"] and "redrive" in reason["ErrorMessage"]
+
+    # Another delivery of the same event does not run it either: it goes back to a person.
+    assert p.handle(sqs_record(event)) == {"batchItemFailures": []}
+    assert len(emu.model.action_set_runs(cid)) == (1 if keap_ran_it else 0)
+    assert len(dead_letters(sqs, dlq)) == 1
+
+    if not keap_ran_it:
+        # The person checked Keap and redrove the dead letter (its attributes travel with it): now it runs, once.
+        redriven = {k: {"stringValue": v["StringValue"], "dataType": v["DataType"]}
+                    for k, v in letter["MessageAttributes"].items()}
+        assert p.handle(sqs_record(event, redriven)) == {"batchItemFailures": []}
+        assert len(emu.model.action_set_runs(cid)) == 1
+        assert dead_letters(sqs, dlq) == []
+        assert p.handle(sqs_record(event, redriven)) == {"batchItemFailures": []}  # applied: a duplicate now
+        assert len(emu.model.action_set_runs(cid)) == 1

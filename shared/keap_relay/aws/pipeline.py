@@ -12,12 +12,13 @@ from ..events.canonical import EventInvalid, validate_event
 from ..events.errors import WebhookRejected
 from ..recipes.plan import plan
 from ..recipes.routes import RoutesError, load_routes
-from ..recipes.runner import Checkpoints, RunResult, SequenceFailed, SequenceRunner
+from ..recipes.runner import Checkpoints, OutcomeUnknown, RunResult, SequenceFailed, SequenceRunner
 from . import durability, http, ingest, observe, queue
 from .config import ConfigError, Settings
 
 log = logging.getLogger("keap_relay.pipeline")
-RETRY_AFTER_SECONDS = "60"  # what a sender is told to wait when Keap or SQS is down
+RETRY_AFTER_SECONDS = "60"
+OUTCOME_UNKNOWN = OutcomeUnknown.__name__  # what a sender is told to wait when Keap or SQS is down
 
 
 class EventFailed(Exception):
@@ -57,6 +58,7 @@ class Pipeline:
         self._idempotency: durability.Idempotency | None = None
         self._once: Callable[..., dict[str, Any]] | None = None
         self._context: Any = None
+        self._rerun_uncertain = False  # set while a redriven OutcomeUnknown dead letter is processed
 
     @property
     def settings(self) -> Settings:
@@ -100,12 +102,8 @@ class Pipeline:
         return self._idempotency
 
     def _apply(self, event: dict[str, Any], checkpoints: Checkpoints | None = None) -> dict[str, Any]:
-        result = self.runner.run(plan(event, load_routes(self.settings.routes_file)), checkpoints)
-        for step in result.steps:
-            if step.status == "uncertain":
-                observe.count("StepOutcomeUnknown", self.kind)
-                log.warning("%s for event %s: Keap's answer was lost (%s); it may have run and is not repeated",
-                            step.call, event.get("id"), step.error_class)
+        routes = load_routes(self.settings.routes_file)
+        result = self.runner.run(plan(event, routes), checkpoints, rerun_uncertain=self._rerun_uncertain)
         log.info("applied %s event %s: contacts %s, %d steps", self.kind, event.get("id"), result.contact_ids,
                  len(result.steps))
         return result.to_dict()
@@ -142,6 +140,9 @@ class Pipeline:
             failure = queue.Failure(type(exc).__name__, str(exc), "configure", attempts, transient, **where)
             raise EventFailed(failure) from exc
         except SequenceFailed as exc:
+            if exc.step.status == "uncertain":
+                observe.count("StepOutcomeUnknown", self.kind)
+                log.warning("event %s: %s", where["event_id"], exc.step.error)
             step = f"{exc.step.key} ({exc.step.call})"
             failure = queue.Failure(exc.step.error_class or "Error", exc.step.error or "", step, attempts,
                                     exc.transient, **where)
@@ -193,6 +194,8 @@ class Pipeline:
             # Keap's quota is not back yet: wait again without calling Keap.
             queue.requeue(self.settings.queue_url or "", record.body, retry.next(retry.remaining(), same=True))
             return
+        # A person redrove an event whose once-only step had an unknown outcome, having checked Keap: run it.
+        self._rerun_uncertain = retry.redriven_error == OUTCOME_UNKNOWN
         try:
             self.process(event, attempts)
         except EventFailed as exc:
@@ -206,6 +209,8 @@ class Pipeline:
                 raise
             if not self._dead_letter(record.body, exc.failure):
                 raise
+        finally:
+            self._rerun_uncertain = False
 
     def _on_sqs(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response

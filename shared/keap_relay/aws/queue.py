@@ -86,6 +86,7 @@ class Retry:
     first_seen: float  # epoch seconds the event was first queued
     not_before: float = 0.0  # epoch seconds before which Keap must not be called for it
     now: float = 0.0
+    redriven_error: str | None = None  # ErrorClass of a dead letter moved back to the work queue
 
     @classmethod
     def of(cls, record: Any, now: float | None = None) -> Retry:
@@ -107,6 +108,7 @@ class Retry:
             first_seen=attr("FirstSeenAt", sent),
             not_before=attr("NotBefore", 0.0),
             now=time.time() if now is None else now,
+            redriven_error=(message_attrs.get("ErrorClass") or {}).get("stringValue"),
         )
 
     @property
@@ -137,10 +139,10 @@ class Retry:
             "FirstSeenAt": f"{self.first_seen:.3f}",
             "NotBefore": f"{not_before:.3f}",
         }
-        return {
-            "DelaySeconds": int(min(MAX_DELAY_SECONDS, max(0.0, delay))),
-            "MessageAttributes": {k: {"DataType": "Number", "StringValue": v} for k, v in values.items()},
-        }
+        attributes = {k: {"DataType": "Number", "StringValue": v} for k, v in values.items()}
+        if self.redriven_error:  # a redriven dead letter stays one until it is applied
+            attributes["ErrorClass"] = {"DataType": "String", "StringValue": self.redriven_error}
+        return {"DelaySeconds": int(min(MAX_DELAY_SECONDS, max(0.0, delay))), "MessageAttributes": attributes}
 
 
 def requeue(queue_url: str, body: str, how: dict[str, Any]) -> str:

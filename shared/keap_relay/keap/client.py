@@ -8,17 +8,15 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from keap_relay.keap.codec import decode_response, encode_call
 from keap_relay.keap.errors import (
-    KeapError,
     KeapMalformedResponse,
-    KeapRateLimited,
     KeapRequestError,
     error_from_http,
 )
-from keap_relay.keap.throttle import RateInfo, RateLimiter, TokenBucket
+from keap_relay.keap.session import RetryingClient, _mask_url
+from keap_relay.keap.throttle import RateInfo, RateLimiter
 from keap_relay.keap.transport import HTTPTransport, user_agent
 
 __all__ = ["DEFAULT_URL", "DUP_CHECK_TYPES", "SAFE_TO_REPEAT", "ContactService"]
@@ -128,36 +126,7 @@ def _as_structs(value: Any, method: str) -> list[dict]:
 # ---------------------------------------------------------------- configuration helpers
 
 
-def _mask_url(url: str) -> str:
-    """The URL with any user info and every query value hidden (an OAuth token can ride in the query)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    if parts.netloc != netloc:
-        netloc = "***@" + netloc
-    query = "&".join(p.partition("=")[0] + "=***" for p in parts.query.split("&") if p) if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def _header_safe(secret: str, what: str) -> str:
-    secret = secret.strip()  # a key pasted with its newline, or read from a file
-    # http.client would reject a bad header value with the value itself in the message.
-    if not secret or any(not 33 <= ord(c) < 127 for c in secret):
-        raise KeapRequestError(f"{what} must be non-empty printable ASCII without spaces")
-    return secret
-
-
-def _rate_from_env() -> float | None:
-    raw = os.environ.get("KEAP_MAX_CALLS_PER_SECOND", "").strip()
-    if not raw:
-        return None
-    try:
-        rate = float(raw)
-    except ValueError:
-        raise KeapRequestError("KEAP_MAX_CALLS_PER_SECOND must be a number") from None
-    return rate if rate > 0 else None
-
-
-class ContactService:
+class ContactService(RetryingClient):
     """Keap's ContactService, one Python method per API method, returning plain values.
 
     Auth as Keap works today: a PAT/SAK (`api_key`, default `KEAP_API_KEY`) goes in `X-Keap-API-Key`;
@@ -188,35 +157,19 @@ class ContactService:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url or os.environ.get("KEAP_URL") or DEFAULT_URL
-        if access_token is not None:
-            if api_key is not None:
-                raise KeapRequestError("pass api_key or access_token, not both")
-            auth_header = {"Authorization": "Bearer " + _header_safe(access_token, "access_token")}
-            self.auth = "bearer"
-            secret = access_token.strip()
-        else:
-            key = api_key if api_key is not None else os.environ.get("KEAP_API_KEY")
-            if not key:
-                raise KeapRequestError("no Keap credentials: pass api_key or access_token, or set KEAP_API_KEY")
-            auth_header = {"X-Keap-API-Key": _header_safe(key, "api_key")}
-            self.auth = "api-key"
-            secret = key.strip()
-        if max_attempts < 1:
-            raise KeapRequestError("max_attempts must be at least 1")
-        self._secret = _Redacted(secret)
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.max_retry_wait = max_retry_wait
-        self._sleep = sleep
-        self._rand = rand
-        self._monotonic = monotonic
-        if rate_limiter is None:
-            rate = max_calls_per_second if max_calls_per_second is not None else _rate_from_env()
-            if rate is not None and rate > 0:
-                rate_limiter = TokenBucket(rate, sleep=sleep)
-        self.rate_limiter = rate_limiter
-        self.last_rate_info: RateInfo | None = None
+        auth_header = self._setup(
+            api_key=api_key,
+            access_token=access_token,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            max_calls_per_second=max_calls_per_second,
+            max_retry_wait=max_retry_wait,
+            rate_limiter=rate_limiter,
+            sleep=sleep,
+            rand=rand,
+            monotonic=monotonic,
+        )
         self._transport = HTTPTransport(
             self.url,
             headers={
@@ -251,37 +204,7 @@ class ContactService:
         Methods not in SAFE_TO_REPEAT are not repeated once they may have reached Keap.
         """
         body = encode_call(method, (PRIVATE_KEY_PLACEHOLDER, *params))
-        safe = method in SAFE_TO_REPEAT
-        attempt = 0
-        while True:
-            attempt += 1
-            if self.rate_limiter is not None:
-                self.rate_limiter.acquire()
-            started = self._monotonic()
-            try:
-                result = self._exchange(method, body)
-            except KeapError as err:
-                delay = self._retry_delay(err, attempt, safe)
-                _log.debug(
-                    "keap call %s attempt=%d duration_ms=%.1f outcome=%s code=%s %s",
-                    method,
-                    attempt,
-                    (self._monotonic() - started) * 1000,
-                    type(err).__name__,
-                    err.code,
-                    "giving up" if delay is None else f"retry_in_s={delay:.3f}",
-                )
-                if delay is None:
-                    raise self._secret.scrub(err) from None
-                self._sleep(delay)
-                continue
-            _log.debug(
-                "keap call %s attempt=%d duration_ms=%.1f outcome=ok",
-                method,
-                attempt,
-                (self._monotonic() - started) * 1000,
-            )
-            return result
+        return self._with_retries(method, method in SAFE_TO_REPEAT, lambda: self._exchange(method, body))
 
     def _exchange(self, method: str, body: bytes) -> Any:
         response = self._transport.post(body, method=method)
@@ -297,17 +220,6 @@ class ContactService:
                 rate_info=info,
             )
         return decode_response(response.body, method)
-
-    def _retry_delay(self, err: KeapError, attempt: int, safe: bool) -> float | None:
-        """Seconds to wait before the next attempt, or None to raise `err` now."""
-        if not err.transient or attempt >= self.max_attempts:
-            return None
-        if err.maybe_delivered and not safe:
-            return None
-        if isinstance(err, KeapRateLimited) and err.retry_after is not None:
-            return err.retry_after if err.retry_after <= self.max_retry_wait else None
-        # Full jitter: a random wait up to the capped exponential step spreads out competing threads.
-        return self._rand() * min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
 
     # ---------------------------------------------------------------- ContactService, in the document's order
 
@@ -422,22 +334,3 @@ class ContactService:
         method = "ContactService.update"
         result = self.call(method, _check_id("contact_id", contact_id), _check_data("data", data))
         return _as_int(result, method)
-
-
-class _Redacted:
-    """Holds the credential so that it never shows in a repr, and scrubs it from error text."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def __repr__(self) -> str:
-        return "<redacted>"
-
-    def scrub(self, err: KeapError) -> KeapError:
-        # Keap or a proxy could echo a credential in a fault string or error page.
-        if self._value and self._value in err.message:
-            err.message = err.message.replace(self._value, "***")
-            err.args = (err.message,)
-        return err

@@ -14,18 +14,18 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from keap_relay.keap.client import DUP_CHECK_TYPES, _header_safe, _mask_url, _rate_from_env, _Redacted
+from keap_relay.keap.client import DUP_CHECK_TYPES
 from keap_relay.keap.errors import (
     KeapContactFailed,
     KeapError,
     KeapMalformedResponse,
     KeapNotFound,
-    KeapRateLimited,
     KeapRequestError,
     KeapUnknownField,
     error_from_rest,
 )
-from keap_relay.keap.throttle import RateInfo, RateLimiter, TokenBucket
+from keap_relay.keap.session import RetryingClient, _mask_url
+from keap_relay.keap.throttle import RateInfo, RateLimiter
 from keap_relay.keap.transport import HTTPTransport, user_agent
 
 __all__ = [
@@ -368,7 +368,7 @@ def _as_dict(value: Any, operation: str) -> dict[str, Any]:
     raise KeapMalformedResponse(f"expected a JSON object, got {type(value).__name__}", method=operation)
 
 
-class RestClient:
+class RestClient(RetryingClient):
     """Keap's REST v2 API for what keap-relay does, returning plain values; safe to share between threads.
 
     Auth, retries and pacing as ContactService: `api_key` (default `KEAP_API_KEY`) in `X-Keap-API-Key` or
@@ -401,34 +401,20 @@ class RestClient:
         self.base_url = (
             base_url or os.environ.get("KEAP_REST_URL") or rest_base_url(os.environ.get("KEAP_URL"))
         ).rstrip("/")
-        if access_token is not None:
-            if api_key is not None:
-                raise KeapRequestError("pass api_key or access_token, not both")
-            auth_header = {"Authorization": "Bearer " + _header_safe(access_token, "access_token")}
-            self.auth, secret = "bearer", access_token.strip()
-        else:
-            key = api_key if api_key is not None else os.environ.get("KEAP_API_KEY")
-            if not key:
-                raise KeapRequestError("no Keap credentials: pass api_key or access_token, or set KEAP_API_KEY")
-            auth_header = {"X-Keap-API-Key": _header_safe(key, "api_key")}
-            self.auth, secret = "api-key", key.strip()
-        if max_attempts < 1:
-            raise KeapRequestError("max_attempts must be at least 1")
-        self._secret = _Redacted(secret)
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.max_retry_wait = max_retry_wait
+        auth_header = self._setup(
+            api_key=api_key,
+            access_token=access_token,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            max_calls_per_second=max_calls_per_second,
+            max_retry_wait=max_retry_wait,
+            rate_limiter=rate_limiter,
+            sleep=sleep,
+            rand=rand,
+            monotonic=monotonic,
+        )
         self.page_size = max(1, min(1000, page_size))
-        self._sleep = sleep
-        self._rand = rand
-        self._monotonic = monotonic
-        if rate_limiter is None:
-            rate = max_calls_per_second if max_calls_per_second is not None else _rate_from_env()
-            if rate is not None and rate > 0:
-                rate_limiter = TokenBucket(rate, sleep=sleep)
-        self.rate_limiter = rate_limiter
-        self.last_rate_info: RateInfo | None = None
         self._custom_fields: dict[str, str] | None = None
         self._model_lock = threading.Lock()
         self._transport = HTTPTransport(
@@ -479,36 +465,7 @@ class RestClient:
             target += "?" + urlencode(pairs, quote_via=quote, safe=",")
         payload = None if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         safe = operation in REST_SAFE_TO_REPEAT
-        attempt = 0
-        while True:
-            attempt += 1
-            if self.rate_limiter is not None:
-                self.rate_limiter.acquire()
-            started = self._monotonic()
-            try:
-                result = self._exchange(verb, target, payload, operation)
-            except KeapError as err:
-                delay = self._retry_delay(err, attempt, safe)
-                _log.debug(
-                    "keap call %s attempt=%d duration_ms=%.1f outcome=%s code=%s %s",
-                    operation,
-                    attempt,
-                    (self._monotonic() - started) * 1000,
-                    type(err).__name__,
-                    err.code,
-                    "giving up" if delay is None else f"retry_in_s={delay:.3f}",
-                )
-                if delay is None:
-                    raise self._secret.scrub(err) from None
-                self._sleep(delay)
-                continue
-            _log.debug(
-                "keap call %s attempt=%d duration_ms=%.1f outcome=ok",
-                operation,
-                attempt,
-                (self._monotonic() - started) * 1000,
-            )
-            return result
+        return self._with_retries(operation, safe, lambda: self._exchange(verb, target, payload, operation))
 
     def _exchange(self, verb: str, target: str, payload: bytes | None, operation: str) -> Any:
         response = self._transport.request(verb, payload, path=target, method=operation)
@@ -531,16 +488,6 @@ class RestClient:
             raise KeapMalformedResponse(
                 f"HTTP {response.status} with a body that is not JSON", method=operation
             ) from None
-
-    def _retry_delay(self, err: KeapError, attempt: int, safe: bool) -> float | None:
-        """Seconds to wait before the next attempt, or None to raise `err` now."""
-        if not err.transient or attempt >= self.max_attempts:
-            return None
-        if err.maybe_delivered and not safe:
-            return None
-        if isinstance(err, KeapRateLimited) and err.retry_after is not None:
-            return err.retry_after if err.retry_after <= self.max_retry_wait else None
-        return self._rand() * min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
 
     # ---------------------------------------------------------------- the contact model
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from .keap_port import KeapPort
@@ -13,9 +13,16 @@ from .plan import Call, Plan
 
 DEFAULT_CONCURRENCY = 4
 # Port operations Keap would apply twice if repeated (an action set's actions, a goal's automation).
-# When one may have reached Keap but its answer was lost, it is recorded as `uncertain`, never repeated.
+# When one may have reached Keap but its answer was lost, it is recorded as `uncertain` and not repeated:
+# the event goes to the DLQ for a person to check Keap, and only a redrive of it runs the step again.
 ONCE_ONLY_OPS: frozenset[str] = frozenset({"run_action_set", "achieve_goal"})
 UNCERTAIN = "outcome-unknown"
+
+
+class OutcomeUnknown(Exception):
+    """Keap's answer to a once-only step was lost: it may or may not have run. Permanent: a person decides."""
+
+    transient = False
 
 
 class Checkpoints(Protocol):
@@ -64,7 +71,18 @@ class RunResult:
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Field by field: dataclasses.asdict deep-copies every step's args and result, which cost ~60 µs an
+        # event for nothing (bench/bench_pipeline.py --profile); the lists are fresh, the values plain data.
+        data = {name: getattr(self, name) for name in _RUN_FIELDS}
+        data["contact_ids"], data["rules"] = list(self.contact_ids), list(self.rules)
+        data["steps"] = [
+            {**{name: getattr(s, name) for name in _STEP_FIELDS}, "args": list(s.args)} for s in self.steps
+        ]
+        return data
+
+
+_RUN_FIELDS = tuple(f.name for f in fields(RunResult))
+_STEP_FIELDS = tuple(f.name for f in fields(StepResult))
 
 
 class SequenceFailed(Exception):
@@ -74,7 +92,7 @@ class SequenceFailed(Exception):
         self.step = step
         self.cause = cause
         self.result = result
-        failed = [s for s in result.steps if s.status == "failed"]
+        failed = [s for s in result.steps if s.status in ("failed", "uncertain")]
         # Retrying helps only if every failure was transient; one permanent failure will recur.
         self.transient = bool(failed) and all(s.transient for s in failed)
         super().__init__(f"step {step.key} ({step.call}) failed: {step.error_class}: {step.error}")
@@ -103,6 +121,14 @@ class SequenceRunner:
                 self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="keap-step")
             return self._pool
 
+    @staticmethod
+    def _uncertain(step: StepResult, lost: str) -> StepResult:
+        step.status, step.transient, step.error_class = "uncertain", False, "OutcomeUnknown"
+        step.error = (f"Keap's answer to {step.call} was lost ({lost}): it may or may not have run. Check the "
+                      "contact in Keap; redrive this event to run the step, purge it if the step ran")
+        step._cause = OutcomeUnknown(step.error)  # type: ignore[attr-defined]
+        return step
+
     def _call(self, call: Call, contact_id: int | None, key: str, done: dict[str, Any],
               checkpoints: Checkpoints) -> StepResult:
         name = self.keap.call_names.get(call.op, call.op)
@@ -110,7 +136,9 @@ class SequenceRunner:
         step = StepResult(key=key, call=name, args=args, status="ok", contact_id=contact_id)
         if key in done:
             step.result = done[key]
-            step.status = "uncertain" if _is_uncertain(step.result) else "resumed"
+            if _is_uncertain(step.result):
+                return self._uncertain(step, str(step.result.get("error_class")))
+            step.status = "resumed"
             return step
         started = time.perf_counter()
         try:
@@ -119,10 +147,10 @@ class SequenceRunner:
             step.error_class, step.error, step.transient = _describe_error(exc)
             step.ms = round((time.perf_counter() - started) * 1000, 1)
             if call.op in ONCE_ONLY_OPS and getattr(exc, "maybe_delivered", False):
-                # Keap may have run it: repeating could run it twice, so it is recorded and never retried.
-                step.status, step.result = "uncertain", {UNCERTAIN: True, "error_class": step.error_class}
+                # Keap may have run it: a retry could run it twice, so it is recorded and left to a person.
+                step.result = {UNCERTAIN: True, "error_class": step.error_class}
                 checkpoints.record(key, step.result)
-                return step
+                return self._uncertain(step, step.error_class)
             step.status = "failed"
             step._cause = exc  # type: ignore[attr-defined]
             return step
@@ -130,10 +158,15 @@ class SequenceRunner:
         checkpoints.record(key, step.result)
         return step
 
-    def run(self, plan: Plan, checkpoints: Checkpoints | None = None) -> RunResult:
-        """Run a plan; return its result or raise SequenceFailed with the partial result."""
+    def run(self, plan: Plan, checkpoints: Checkpoints | None = None, rerun_uncertain: bool = False) -> RunResult:
+        """Run a plan; return its result or raise SequenceFailed with the partial result.
+
+        `rerun_uncertain` runs again the steps whose outcome was unknown (a person redrove the event).
+        """
         checkpoints = checkpoints or NoCheckpoints()
         done = checkpoints.completed()
+        if rerun_uncertain:
+            done = {key: value for key, value in done.items() if not _is_uncertain(value)}
         result = RunResult(plan.kind, plan.event_id, "applied", rules=list(plan.rules))
         first = self._call(plan.first, None, plan.first.op, done, checkpoints)
         result.steps.append(first)
@@ -150,14 +183,26 @@ class SequenceRunner:
             steps = [self._call(tasks[0][0], tasks[0][1], f"{tasks[0][1]}/{tasks[0][0].key}", done, checkpoints)]
         elif tasks:
             pool = self._executor()
+            # The calling thread would only wait: when every follow-up fits within the bound, it makes the last
+            # call itself, one thread hand-off less per event (bench/bench_pipeline.py measures the CPU).
+            inline = tasks[-1] if len(tasks) <= self.max_concurrency else None
             futures = [
-                pool.submit(self._call, call, cid, f"{cid}/{call.key}", done, checkpoints) for call, cid in tasks
+                pool.submit(self._call, call, cid, f"{cid}/{call.key}", done, checkpoints)
+                for call, cid in (tasks[:-1] if inline else tasks)
             ]
-            steps = [future.result() for future in futures]
+            last: list[StepResult] = []
+            try:
+                if inline:
+                    last.append(self._call(inline[0], inline[1], f"{inline[1]}/{inline[0].key}", done, checkpoints))
+            finally:
+                wait(futures)  # never leave follow-ups running behind a result, even a failed one
+            steps = [future.result() for future in futures] + last
         else:
             steps = []
         result.steps.extend(steps)
-        failed = [step for step in steps if step.status == "failed"]
+        # A permanent failure names the event's failure: it decides where the event goes (the DLQ).
+        failed = sorted((step for step in steps if step.status in ("failed", "uncertain")),
+                        key=lambda step: bool(step.transient))
         if failed:
             result.status = "failed"
             raise SequenceFailed(failed[0], failed[0]._cause, result)  # type: ignore[attr-defined]

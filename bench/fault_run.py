@@ -1,0 +1,746 @@
+"""Fault-injection run: thousands of events through the local stack under Keap faults, an outage and kills.
+
+Run: .venv/bin/python bench/fault_run.py --events 2000 --seed 7 [--json out.json]
+
+Everything is real but Keap: the three functions as processes, the template's queues and DLQs in moto, the
+routes in config/routes.yaml (plus one rule that names a sequence Keap lacks), webhooks through the gateway,
+some events through EventBridge and straight into the queues. Keap is the emulator, which injects transient
+failures (5xx, 429, dropped connections before and after applying the call, garbled answers, answers slower
+than the client's read timeout), a share of permanent `[RecordNotFound]` faults and an outage window; a
+thread kills function processes while they work on a batch. Afterwards the outcome of every event is read
+from the emulator's own records (contacts, tags, sequence starts, action-set runs, call log) and the queues,
+never from the pipeline's account of itself. See docs/fault-injection.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import http.client
+import json
+import logging
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+for _path in (ROOT / "shared", ROOT / "local"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from keap_emulator import FaultPlan  # noqa: E402
+from keap_relay.recipes.keap_port import ContactServicePort  # noqa: E402
+from keap_relay.recipes.plan import plan as plan_event  # noqa: E402
+from keap_relay.recipes.routes import load_routes  # noqa: E402
+from keap_relay_local.dlq import DeadLetter  # noqa: E402
+from keap_relay_local.stack import LocalStack, peek_queue  # noqa: E402
+
+KINDS = {"forms": "form_submission", "purchases": "purchase", "unsubscribes": "unsubscribe"}
+FUNCTION_OF = {v: k for k, v in KINDS.items()}
+SECRET = "local-dev-secret"  # the generic source's local webhook secret (LocalStack's default)
+RETIRED_FORM = "retired-form"  # routed to sequence 99, which the emulator's world lacks: a permanent fault
+UNKNOWN_SEQUENCE = 99
+PERMANENT_FAULT = (5, "[RecordNotFound]Record not found (injected)")
+CLIENT_READ_TIMEOUT_MS = 20_000  # keap_relay.keap.client.ContactService's default read timeout
+SLOW_ANSWER_MS = CLIENT_READ_TIMEOUT_MS + 1_500
+# Keap methods that are not safe to repeat: a second call is a second effect (client.SAFE_TO_REPEAT's complement).
+UNSAFE_METHODS = {"ContactService.runActionSequence", "ContactService.add", "ContactService.rescheduleCampaignStep"}
+STARTED = {"started", "restarted", "resumed"}  # sequence_starts outcomes that are a start; already_active is not
+EMULATOR_TZ = ZoneInfo("America/New_York")  # the emulator writes Keap's app-local wall time
+
+
+@dataclass
+class RunConfig:
+    """What to send and what to break. Shares are of events; rates are per Keap call."""
+
+    events: int = 2000
+    seed: int = 7
+    kinds: dict[str, float] = field(default_factory=lambda: {"forms": 0.45, "purchases": 0.35, "unsubscribes": 0.20})
+    channels: dict[str, float] = field(default_factory=lambda: {"http": 0.80, "eventbridge": 0.12, "sqs": 0.08})
+    duplicate_share: float = 0.30  # events delivered twice or more
+    third_copy_share: float = 0.25  # of those, delivered three times
+    concurrent_share: float = 0.35  # of the extra copies, sent at the same moment as the first
+    later_copy_seconds: tuple[float, float] = (1.0, 45.0)  # when the other extra copies come
+    transient: dict[str, float] = field(
+        default_factory=lambda: {"rate_5xx": 0.07, "rate_429": 0.05, "rate_drop": 0.06, "rate_malformed": 0.02}
+    )
+    permanent_share: float = 0.01  # events meant to end in the DLQ: half routed to sequence 99, half by fault
+    outage_seconds: float = 60.0
+    outage_at: float = 0.35  # where in the sending window the outage starts
+    slow_windows: int = 2  # short windows in which Keap answers after the client's read timeout
+    slow_window_seconds: float = 0.5
+    phase_seconds: float = 4.0  # the fault plan is re-drawn this often (drops before/after apply alternate)
+    kill_every: float = 6.0  # mean seconds between kills of a function mid-batch (0: none)
+    kill_window: float = 1.0  # kills happen in this share of the sending window (from its start)
+    send_rate: float = 25.0  # deliveries a second
+    senders: int = 6
+    visibility_timeout: int = 2
+    function_timeout: float | None = None  # None: the template's
+    drain_timeout: float = 900.0
+    http_attempts: int = 40  # a webhook sender retries a refused delivery this often, 0.5 s apart
+
+
+@dataclass
+class Delivery:
+    at: float  # seconds after the start of sending
+    event: dict[str, Any]
+    channel: str
+    copy: int  # 0: the first delivery
+
+
+@dataclass
+class Kill:
+    at: float
+    function: str
+    mid_batch: bool
+
+
+@dataclass
+class Report:
+    """The figures of one run."""
+
+    config: dict[str, Any]
+    wall_seconds: float = 0.0
+    drained: bool = True
+    events: int = 0
+    deliveries: dict[str, int] = field(default_factory=dict)
+    applied_once: int = 0
+    applied_with_stale_dlq_entry: int = 0
+    dead_lettered: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    dlq_entries: int = 0
+    dlq_entries_without_permanent_reason: int = 0
+    still_queued: int = 0
+    lost: int = 0  # not applied (an expected effect missing), not in the DLQ, not queued
+    lost_to_unknown_outcomes: int = 0  # of which: only action sets missing, after an unanswered call
+    lost_details: list[dict[str, Any]] = field(default_factory=list)
+    duplicate_effects: int = 0
+    duplicates_in_crash_windows: int = 0
+    duplicates_after_lost_answers: int = 0
+    duplicates_unexplained: int = 0
+    duplicate_details: list[dict[str, Any]] = field(default_factory=list)
+    kills: int = 0
+    kills_mid_batch: int = 0
+    calls_made: int = 0
+    calls_injected: dict[str, int] = field(default_factory=dict)
+    calls_clean: int = 0
+    calls_minimum: int = 0
+    calls_by_method: dict[str, dict[str, int]] = field(default_factory=dict)
+    webhooks_never_accepted: int = 0
+    transient_share_outside_outage: float = 0.0
+    sender_retries: int = 0
+
+    @property
+    def clean_ratio(self) -> float:
+        return self.calls_clean / self.calls_minimum if self.calls_minimum else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "clean_ratio": round(self.clean_ratio, 3)}
+
+
+# ---------------------------------------------------------------------------------------------------- the workload
+
+
+def _routes_with_retired_form(directory: Path) -> Path:
+    """config/routes.yaml plus one rule that names a sequence Keap does not have (a user's stale route)."""
+    doc = yaml.safe_load((ROOT / "config" / "routes.yaml").read_text(encoding="utf-8"))
+    doc["forms"].insert(0, {"name": "retired form", "match": {"form": RETIRED_FORM}, "campaigns": [UNKNOWN_SEQUENCE]})
+    path = directory / "routes.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _event(kind: str, number: int, email: str, rng: random.Random, permanent: bool) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "kind": KINDS[kind],
+        "source": "generic",
+        "id": f"fault-{number:05d}-{rng.getrandbits(32):08x}",
+        "occurred_at": "2026-11-26T10:00:00Z",
+        "contact": {"email": email, "first_name": "Fault", "last_name": f"Run{number}"},
+    }
+    if kind == "forms":
+        form = RETIRED_FORM if permanent else rng.choice(["lT4Z3j", "lT4Z3j", "contact-us"])
+        event["form"] = {"id": form, "name": "Webinar sign-up" if form == "lT4Z3j" else "Contact us"}
+    elif kind == "purchases":
+        sku, total = rng.choice([("COURSE-101", "49.00"), ("COURSE-101", "149.00"), ("BOOK-7", "120.00")])
+        item = {"sku": sku, "product_id": "7", "name": sku, "quantity": 1, "unit_price": total}
+        event["order"] = {"id": f"o{number}", "total": total, "currency": "USD", "items": [item]}
+    else:
+        event["unsubscribe"] = {"reason": "fault run", "list_id": ""}
+    return event
+
+
+def build_workload(cfg: RunConfig) -> tuple[list[dict[str, Any]], list[Delivery], list[str]]:
+    """The unique events, their deliveries in time order, and the emails to create before (unsubscribers)."""
+    rng = random.Random(cfg.seed)
+    kinds = rng.choices(list(cfg.kinds), weights=list(cfg.kinds.values()), k=cfg.events)
+    forms = [i for i, k in enumerate(kinds) if k == "forms"]
+    routed_to_99 = set(rng.sample(forms, min(len(forms), round(cfg.events * cfg.permanent_share / 2))))
+    events, seeded = [], []
+    for number, kind in enumerate(kinds):
+        email = f"fault-{cfg.seed}-{number:05d}@example.com"
+        if kind == "unsubscribes":
+            seeded.append(email)
+        events.append(_event(kind, number, email, rng, number in routed_to_99))
+
+    copies_per_event = 1 + cfg.duplicate_share * (1 + cfg.third_copy_share)
+    spacing = copies_per_event / cfg.send_rate
+    channels = list(cfg.channels)
+    deliveries = []
+    for number, event in enumerate(events):
+        start = number * spacing
+        deliveries.append(Delivery(start, event, rng.choices(channels, list(cfg.channels.values()))[0], 0))
+        if rng.random() >= cfg.duplicate_share:
+            continue
+        extra = 2 if rng.random() < cfg.third_copy_share else 1
+        for copy in range(1, extra + 1):
+            at = start if rng.random() < cfg.concurrent_share else start + rng.uniform(*cfg.later_copy_seconds)
+            deliveries.append(Delivery(at, event, rng.choices(channels, list(cfg.channels.values()))[0], copy))
+    deliveries.sort(key=lambda d: d.at)
+    return events, deliveries, seeded
+
+
+def seed_unsubscribers(emulator: Any, emails: list[str]) -> None:
+    """Contacts that unsubscribe events will find: tagged 100/101 and in sequence 11, made straight in Keap."""
+    model = emulator.model
+    for email in emails:
+        contact = model.add({"Email": email, "FirstName": "Leaving"})
+        for tag in (100, 101):
+            model.add_to_group(contact, tag)
+        model.add_to_campaign(contact, 11)
+
+
+# ---------------------------------------------------------------------------------------------------- senders
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    try:
+        conn.request("POST", parts.path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+class Sender:
+    """Delivers events the three ways producers do; a refused webhook is re-sent, as senders do."""
+
+    def __init__(self, stack: LocalStack, cfg: RunConfig) -> None:
+        self.stack = stack
+        self.cfg = cfg
+        self.retries = 0
+        self.failed: list[str] = []
+        self.by_channel: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def deliver(self, delivery: Delivery) -> None:
+        kind = FUNCTION_OF[delivery.event["kind"]]
+        getattr(self, f"_{delivery.channel}")(kind, delivery.event)
+        with self._lock:
+            self.by_channel[delivery.channel] += 1
+
+    def _http(self, kind: str, event: dict[str, Any]) -> None:
+        body = json.dumps(event, separators=(",", ":")).encode()
+        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        headers = {"content-type": "application/json", "x-relay-signature": signature}
+        for attempt in range(self.cfg.http_attempts):
+            try:
+                status = _post(self.stack.webhook_url(kind), body, headers)
+            except OSError:
+                status = 0
+            if status in (200, 202):
+                return
+            with self._lock:
+                self.retries += 1
+            time.sleep(0.5 + 0.1 * attempt)
+        with self._lock:
+            self.failed.append(event["id"])
+
+    def _eventbridge(self, kind: str, event: dict[str, Any]) -> None:
+        self.stack.put_event(kind, event)
+
+    def _sqs(self, kind: str, event: dict[str, Any]) -> None:
+        self.stack.sqs.send_message(QueueUrl=self.stack.queue_url(kind), MessageBody=json.dumps(event))
+
+
+# ---------------------------------------------------------------------------------------------------- chaos
+
+
+class FaultSchedule(threading.Thread):
+    """Re-draws the emulator's fault plan every phase; opens the outage and the slow-answer windows."""
+
+    def __init__(self, stack: LocalStack, cfg: RunConfig, start: float, send_window: float) -> None:
+        super().__init__(name="fault-schedule", daemon=True)
+        self.stack = stack
+        self.cfg = cfg
+        self.start_at = start
+        self.stop = threading.Event()
+        rng = random.Random(cfg.seed + 1)
+        outage_start = start + cfg.outage_at * send_window
+        self.outage = (outage_start, outage_start + cfg.outage_seconds) if cfg.outage_seconds > 0 else None
+        self.slow = sorted(
+            (at, at + cfg.slow_window_seconds)
+            for at in (start + rng.uniform(0.1, 0.9) * send_window for _ in range(cfg.slow_windows))
+        )
+        self.plans = 0  # each plan set gets its own seed: set_faults restarts the draws from it
+        mean_calls = 4.5  # Keap calls of an average event (forms 3-5, purchases 3-5, unsubscribes 6)
+        self.permanent_rate = cfg.permanent_share / 2 / mean_calls
+
+    def plan_for(self, phase: int, now: float) -> FaultPlan:
+        slow = any(a <= now < b for a, b in self.slow)
+        return FaultPlan(
+            latency_ms=SLOW_ANSWER_MS if slow else 0,
+            drop_after_apply=phase % 2 == 1,
+            rate_fault=self.permanent_rate,
+            fault=PERMANENT_FAULT,
+            outages=[self.outage] if self.outage else [],
+            seed=self.cfg.seed * 100_000 + self.plans,
+            **self.cfg.transient,
+        )
+
+    def run(self) -> None:
+        phase = 0
+        while not self.stop.is_set():
+            now = time.time()
+            self.plans += 1
+            self.stack.emulator.set_faults(self.plan_for(phase, now))
+            edges = [b for a, b in self.slow if a <= now < b] + [a for a, _ in self.slow if a > now]
+            next_phase = now + self.cfg.phase_seconds
+            wake = min([next_phase, *edges])
+            if wake >= next_phase:
+                phase += 1
+            self.stop.wait(max(0.01, wake - time.time()))
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.join()
+        self.stack.emulator.set_faults(None)
+
+
+class Killer(threading.Thread):
+    """Kills a random function's process while its poller has a batch in flight."""
+
+    def __init__(self, stack: LocalStack, cfg: RunConfig, start: float, send_window: float) -> None:
+        super().__init__(name="killer", daemon=True)
+        self.stack = stack
+        self.cfg = cfg
+        self.until = start + cfg.kill_window * send_window
+        self.stop = threading.Event()
+        self.kills: list[Kill] = []
+        self.rng = random.Random(cfg.seed + 2)
+
+    def run(self) -> None:
+        if self.cfg.kill_every <= 0:
+            return
+        while not self.stop.wait(self.rng.expovariate(1 / self.cfg.kill_every)) and time.time() < self.until:
+            function = self.rng.choice(list(KINDS))
+            deadline = time.monotonic() + 3
+            while not self.stack.poller_busy(function) and time.monotonic() < deadline and not self.stop.is_set():
+                time.sleep(0.01)
+            busy = self.stack.poller_busy(function)
+            time.sleep(self.rng.uniform(0, 0.08))  # somewhere in the batch, not at its first instant
+            at = time.time()
+            self.stack.kill_function(function)
+            self.kills.append(Kill(at, function, busy))
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.join()
+
+
+# ---------------------------------------------------------------------------------------------------- reading back
+
+
+def _epoch(local: str) -> float:
+    return datetime.fromisoformat(local).replace(tzinfo=EMULATOR_TZ).timestamp()
+
+
+def _expected(event: dict[str, Any], routes: Any) -> dict[str, Any]:
+    """What one clean application of the event does in Keap, from the same routes the functions read."""
+    planned = plan_event(event, routes)
+    ops: dict[str, list[Any]] = defaultdict(list)
+    for call in planned.follow_ups:
+        ops[call.op].append(call.args[0] if call.args else None)
+    names = ContactServicePort.call_names
+    return {
+        "calls": 1 + len(planned.follow_ups),
+        "methods": Counter([names[planned.first.op], *(names[c.op] for c in planned.follow_ups)]),
+        "tags": set(ops["apply_tag"]),
+        "removed_tags": set(ops["remove_tag"]),
+        "sequences": set(ops["start_sequence"]),
+        "stopped": set(ops["stop_sequence"]),
+        "action_sets": set(ops["run_action_set"]),
+    }
+
+
+def _missing(model: Any, event: dict[str, Any], want: dict[str, Any], starts: Any, runs: Any) -> list[str]:
+    """The effects of one clean application that Keap does not show for this event (empty: applied)."""
+    ids = model.find_ids_by_email(event["contact"]["email"])
+    if len(ids) != 1:
+        return [f"{len(ids)} contacts instead of 1"]
+    contact = ids[0]
+    tags = model.contact_tags(contact)
+    enrolments = {e["sequence_id"]: e["state"] for e in model.enrolments(contact)}
+    return [
+        *(f"tag {t}" for t in sorted(want["tags"] - tags)),
+        *(f"tag {t} not removed" for t in sorted(want["removed_tags"] & tags)),
+        *(f"sequence {s} not started" for s in sorted(want["sequences"]) if not starts.get((contact, s))),
+        *(f"sequence {s} not stopped" for s in sorted(want["stopped"]) if enrolments.get(s) != "removed"),
+        *(f"action set {a} not run" for a in sorted(want["action_sets"]) if not runs.get((contact, a))),
+    ]
+
+
+def _unanswered_once_only_calls(
+    model: Any, event: dict[str, Any], calls: list[dict[str, Any]], first_sent: float
+) -> list[str]:
+    """runActionSequence calls between the event's first delivery and its last effect that Keap did not apply
+    but whose failure says "may have been delivered" (a 502, a connection dropped before the answer): the
+    pipeline records such a step as outcome-unknown and never repeats it."""
+    ids = model.find_ids_by_email(event["contact"]["email"])
+    times = [_epoch(row["at"]) for cid in ids for row in model.tag_applications(cid)]
+    high = max(times, default=first_sent) + 3
+    return [
+        c["injected"] if c["injected"] != "5xx" else str(c["http_status"])
+        for c in calls
+        if c["method"] == "ContactService.runActionSequence" and not c["applied"] and first_sent - 1 <= c["at"] <= high
+        and (c["injected"] == "drop" or c["http_status"] in MAYBE_DELIVERED_STATUSES)
+    ]  # fmt: skip
+
+
+def _read_dead_letters(stack: LocalStack) -> list[DeadLetter]:
+    letters = []
+    for function in KINDS:
+        for raw in peek_queue(stack.sqs, stack.dlq_url(function)):
+            letters.append(DeadLetter(raw["message_id"], raw["body"], raw["attributes"], raw["system_attributes"]))
+    return letters
+
+
+# Gateway statuses the client treats as "Keap may have acted" (KeapServerError); a 503 says it did not.
+MAYBE_DELIVERED_STATUSES = {500, 502, 504}
+# Injections after which Keap has applied the call but the client has no answer it can read.
+LOST_ANSWERS = {"drop", "malformed"}
+# A checkpoint is written within milliseconds of Keap's answer; the emulator stamps effects to the second.
+CRASH_WINDOW = (-0.5, 2.0)  # a kill this long before/after the first effect's stamp could fall in between
+ANSWER_WINDOW = (-1.0, 1.5)  # a call this long before/after the stamp could be the one that applied it
+
+
+def _explain(dup: dict[str, Any], kills: list[Kill], calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Why an effect happened twice: a kill right after the first effect (between Keap's answer and the
+    checkpoint: a crash window), or the answer to the first call lost after Keap applied it (a dropped
+    connection, a garbled body, an answer slower than the read timeout): the event is retried as a transient
+    failure and repeats the step."""
+    first = dup["times"][0]
+    window = [k for k in kills if k.function == dup["function"] and CRASH_WINDOW[0] <= k.at - first <= CRASH_WINDOW[1]]
+    lost = [
+        c for c in calls
+        if c["method"] == dup["method"] and c["applied"] and ANSWER_WINDOW[0] <= c["at"] - first <= ANSWER_WINDOW[1]
+        and (c["injected"] in LOST_ANSWERS or c.get("slow"))
+    ]  # fmt: skip
+    dup["kills_that_could_have_caused_it"] = len(window)
+    dup["lost_answers_that_could_have_caused_it"] = len(lost)
+    dup["lost_answer_kinds"] = sorted({"slow" if c.get("slow") else c["injected"] for c in lost})
+    dup["cause"] = "crash window" if window else "lost answer after apply" if lost else "unexplained"
+    return dup
+
+
+def _duplicates(
+    model: Any, baseline: dict[str, int], owners: dict[int, dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[tuple[int, int], list[float]], dict[tuple[int, int], list[float]]]:
+    """Sequences started twice and action sets run twice for one contact (tags applied twice do not count)."""
+    out = []
+    starts: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for row in model.sequence_starts():
+        if row["seq"] > baseline["starts"] and row["outcome"] in STARTED:
+            starts[(row["contact_id"], row["sequence_id"])].append(_epoch(row["at"]))
+    runs: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for row in model.action_set_runs():
+        if row["seq"] > baseline["runs"]:
+            runs[(row["contact_id"], row["action_set_id"])].append(_epoch(row["at"]))
+    for what, table, method in (
+        ("sequence started twice", starts, "ContactService.addToCampaign"),
+        ("action set run twice", runs, "ContactService.runActionSequence"),
+    ):
+        for (contact, thing), times in table.items():
+            if len(times) > 1:
+                event = owners.get(contact, {})
+                out.append({
+                    "effect": what, "contact": contact, "id": thing, "times": sorted(times), "method": method,
+                    "event_id": event.get("id"), "function": FUNCTION_OF.get(event.get("kind", ""), "?"),
+                    "extra": len(times) - 1,
+                })  # fmt: skip
+    return out, starts, runs
+
+
+# ---------------------------------------------------------------------------------------------------- the run
+
+
+def run(cfg: RunConfig, log: Any = print) -> Report:
+    """Start a stack, send the workload under faults, drain, and read back what happened."""
+    report = Report(config={k: v for k, v in asdict(cfg).items()})
+    wall = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="fault-run-") as tmp:
+        routes_file = _routes_with_retired_form(Path(tmp))
+        routes = load_routes(str(routes_file))
+        events, deliveries, seeded = build_workload(cfg)
+        report.events = len(events)
+        with LocalStack(
+            routes_file=routes_file, visibility_timeout=cfg.visibility_timeout, function_timeout=cfg.function_timeout,
+            function_env={"POWERTOOLS_LOG_LEVEL": "WARNING"},
+        ) as stack:  # fmt: skip
+            model = stack.emulator.model
+            seed_unsubscribers(stack.emulator, seeded)
+            baseline = {
+                "starts": max((r["seq"] for r in model.sequence_starts()), default=0),
+                "runs": max((r["seq"] for r in model.action_set_runs()), default=0),
+            }
+            log(f"stack up; {len(events)} events, {len(deliveries)} deliveries, {len(seeded)} contacts seeded")
+            send_window = max(d.at for d in deliveries)
+            start = time.time()
+            faults = FaultSchedule(stack, cfg, start, send_window)
+            killer = Killer(stack, cfg, start, send_window)
+            faults.start()
+            killer.start()
+            sender = Sender(stack, cfg)
+            with ThreadPoolExecutor(cfg.senders, thread_name_prefix="sender") as pool:
+                futures = []
+                for delivery in deliveries:
+                    wait = start + delivery.at - time.time()
+                    if wait > 0:
+                        time.sleep(wait)
+                    futures.append(pool.submit(sender.deliver, delivery))
+                for future in futures:
+                    future.result()
+            log(f"sent in {time.time() - start:.0f} s; waiting for the queues to drain")
+            killer.halt()
+            if faults.outage and time.time() < faults.outage[1]:
+                time.sleep(faults.outage[1] - time.time())
+            try:
+                stack.wait_drained(cfg.drain_timeout)
+            except TimeoutError as exc:
+                report.drained = False
+                log(f"not drained: {exc}")
+            faults.halt()
+            log(f"drained {time.time() - start:.0f} s after the first delivery; reading back")
+
+            calls = stack.emulator.calls()
+            for call in calls:
+                call["slow"] = any(a <= call["at"] < b for a, b in faults.slow)
+            letters = _read_dead_letters(stack)
+            queued = {
+                json.loads(m["body"]).get("id")
+                for function in KINDS
+                for m in peek_queue(stack.sqs, stack.queue_url(function))
+            }
+            owners = {}
+            for event in events:
+                for contact in model.find_ids_by_email(event["contact"]["email"]):
+                    owners[contact] = event
+            duplicates, starts, runs = _duplicates(model, baseline, owners)
+            first_sent = {}
+            for delivery in deliveries:
+                first_sent.setdefault(delivery.event["id"], start + delivery.at)
+            _account(report, events, routes, model, starts, runs, letters, queued, calls, first_sent)
+            report.duplicate_details = [_explain(d, killer.kills, calls) for d in duplicates]
+            report.kills = len(killer.kills)
+            report.kills_mid_batch = sum(1 for k in killer.kills if k.mid_batch)
+            _count_calls(report, calls, faults)
+            report.deliveries = {**dict(sender.by_channel), "total": len(deliveries),
+                                 "duplicates": sum(1 for d in deliveries if d.copy)}  # fmt: skip
+            report.sender_retries = sender.retries
+            report.webhooks_never_accepted = len(sender.failed)
+    for dup in report.duplicate_details:
+        key = {"crash window": "duplicates_in_crash_windows", "lost answer after apply":
+               "duplicates_after_lost_answers"}.get(dup["cause"], "duplicates_unexplained")  # fmt: skip
+        setattr(report, key, getattr(report, key) + dup["extra"])
+        report.duplicate_effects += dup["extra"]
+    report.wall_seconds = round(time.monotonic() - wall, 1)
+    return report
+
+
+def _account(
+    report: Report, events: list[dict[str, Any]], routes: Any, model: Any, starts: Any, runs: Any,
+    letters: list[DeadLetter], queued: set[str], calls: list[dict[str, Any]], first_sent: dict[str, float],
+) -> None:  # fmt: skip
+    by_event: dict[str, list[DeadLetter]] = defaultdict(list)
+    for letter in letters:
+        by_event[letter.event_id].append(letter)
+        if not letter.permanent or not letter.attributes.get("ErrorClass"):
+            report.dlq_entries_without_permanent_reason += 1
+    report.dlq_entries = len(letters)
+    reasons: Counter[str] = Counter()
+    for event in events:
+        want = _expected(event, routes)
+        report.calls_minimum += want["calls"]
+        for method, count in want["methods"].items():
+            row = report.calls_by_method.setdefault(method, {"minimum": 0, "clean": 0, "injected": 0})
+            row["minimum"] += count
+        missing = _missing(model, event, want, starts, runs)
+        if not missing:
+            report.applied_once += 1
+            report.applied_with_stale_dlq_entry += bool(by_event.get(event["id"]))
+        elif by_event.get(event["id"]):
+            report.dead_lettered += 1
+            reasons[str(by_event[event["id"]][0].attributes.get("ErrorClass"))] += 1
+        elif event["id"] in queued:
+            report.still_queued += 1
+        else:
+            report.lost += 1
+            evidence = _unanswered_once_only_calls(model, event, calls, first_sent[event["id"]])
+            only_action_sets = all(m.startswith("action set") for m in missing)
+            if only_action_sets and evidence:
+                report.lost_to_unknown_outcomes += 1
+            report.lost_details.append({"event_id": event["id"], "kind": event["kind"], "missing": missing,
+                                        "unanswered_once_only_calls": evidence,
+                                        "cause": "outcome-unknown step never run" if only_action_sets and evidence
+                                        else "unexplained"})  # fmt: skip
+    report.dead_letter_reasons = dict(reasons)
+
+
+def _count_calls(report: Report, calls: list[dict[str, Any]], faults: FaultSchedule) -> None:
+    injected: Counter[str] = Counter()
+    outside_outage = transient_outside = 0
+    for call in calls:
+        kind = "slow answer (read timeout)" if call["slow"] else call["injected"]
+        if kind:
+            injected[kind] += 1
+        in_outage = call["injected"] == "outage"
+        if not in_outage:
+            outside_outage += 1
+            transient_outside += bool(kind and kind != "fault")
+    for call in calls:
+        row = report.calls_by_method.setdefault(call["method"], {"minimum": 0, "clean": 0, "injected": 0})
+        row["injected" if call["injected"] or call["slow"] else "clean"] += 1
+    report.calls_made = len(calls)
+    report.calls_injected = dict(injected)
+    report.calls_clean = sum(1 for c in calls if not c["injected"] and not c["slow"])
+    report.transient_share_outside_outage = round(transient_outside / max(1, outside_outage), 3)
+
+
+# ---------------------------------------------------------------------------------------------------- printing
+
+
+def render(report: Report) -> str:
+    """The figures, as the table in docs/fault-injection.md."""
+    r = report
+    lines = [
+        f"targets met: {meets_targets(r)}",
+        "",
+        f"events {r.events} · deliveries {r.deliveries.get('total')} ({r.deliveries.get('duplicates')} duplicates;"
+        f" http {r.deliveries.get('http', 0)}, eventbridge {r.deliveries.get('eventbridge', 0)},"
+        f" sqs {r.deliveries.get('sqs', 0)}) · wall {r.wall_seconds} s · drained {r.drained}",
+        "",
+        "| outcome | count |",
+        "|---|---|",
+        f"| applied exactly once | {r.applied_once} |",
+        f"|   of which also left a DLQ entry from an earlier delivery | {r.applied_with_stale_dlq_entry} |",
+        f"| in the DLQ with a reason | {r.dead_lettered} ({', '.join(f'{k} {v}' for k, v in r.dead_letter_reasons.items())}) |",  # noqa: E501
+        f"| DLQ entries without a permanent reason | {r.dlq_entries_without_permanent_reason} of {r.dlq_entries} |",
+        f"| still queued | {r.still_queued} |",
+        f"| **lost** (an expected effect missing, no DLQ entry) | **{r.lost}** |",
+        f"|   of which a once-only step recorded outcome-unknown and never run (Keap had not run it) | {r.lost_to_unknown_outcomes} |",  # noqa: E501
+        f"| duplicate effects (sequence started / action set run twice) | {r.duplicate_effects} |",
+        f"|   **outside crash windows** | **{r.duplicate_effects - r.duplicates_in_crash_windows}** |",
+        f"|   in crash windows (a kill between Keap's answer and the checkpoint) | {r.duplicates_in_crash_windows} |",
+        f"|   after a lost answer (Keap applied a non-repeatable call; its answer was dropped, garbled or too slow) | {r.duplicates_after_lost_answers} |",  # noqa: E501
+        f"|   unexplained | {r.duplicates_unexplained} |",
+        f"| functions killed (mid-batch) | {r.kills} ({r.kills_mid_batch}) |",
+        f"| Keap calls made | {r.calls_made} |",
+        f"|   with an injected failure | {sum(r.calls_injected.values())} ({', '.join(f'{k} {v}' for k, v in sorted(r.calls_injected.items()))}) |",  # noqa: E501
+        f"|   answered normally (outside injected failures) | {r.calls_clean} |",
+        f"| minimum needed (one clean run of every event) | {r.calls_minimum} |",
+        f"| **calls outside injected failures / minimum** | **{r.clean_ratio:.3f}** |",
+        f"| share of calls outside the outage failing transiently | {r.transient_share_outside_outage:.1%} |",
+        f"| webhook re-sends after a refused delivery (function killed) | {r.sender_retries} |",
+        f"| webhooks never accepted | {r.webhooks_never_accepted} |",
+        "",
+        "| Keap method | minimum | answered normally | injected failure |",
+        "|---|---|---|---|",
+        *(
+            f"| {m} | {row['minimum']} | {row['clean']} | {row['injected']} |"
+            for m, row in sorted(r.calls_by_method.items())
+        ),
+        "",
+    ]
+    for lost in r.lost_details:
+        nearby = Counter(lost["unanswered_once_only_calls"])
+        lines.append(
+            f"- lost: event {lost['event_id']} ({lost['kind']}): {', '.join(lost['missing'])}; {lost['cause']}"
+            f" (unanswered runActionSequence calls while it was pending: "
+            f"{', '.join(f'{k} ×{v}' for k, v in sorted(nearby.items())) or 'none'})"
+        )
+    for dup in r.duplicate_details:
+        lines.append(
+            f"- {dup['effect']}: contact {dup['contact']} id {dup['id']} (event {dup['event_id']}, {dup['function']}),"
+            f" {dup['cause']}: {dup['kills_that_could_have_caused_it']} kill(s),"
+            f" {dup['lost_answers_that_could_have_caused_it']} lost answer(s)"
+            f" ({', '.join(dup['lost_answer_kinds']) or '-'}) could have caused it"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = RunConfig()
+    parser.add_argument("--events", type=int, default=defaults.events)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--outage-seconds", type=float, default=defaults.outage_seconds)
+    parser.add_argument("--kill-every", type=float, default=defaults.kill_every, help="mean seconds between kills")
+    parser.add_argument("--send-rate", type=float, default=defaults.send_rate, help="deliveries a second")
+    parser.add_argument("--slow-windows", type=int, default=defaults.slow_windows)
+    parser.add_argument("--duplicate-share", type=float, default=defaults.duplicate_share)
+    parser.add_argument("--permanent-share", type=float, default=defaults.permanent_share)
+    parser.add_argument("--later-copy-seconds", type=float, nargs=2, default=defaults.later_copy_seconds)
+    parser.add_argument("--function-timeout", type=float, default=None, help="seconds (default: the template's)")
+    parser.add_argument("--json", type=Path, help="write the report as JSON here")
+    parser.add_argument("--render", type=Path, metavar="JSON", help="print a report saved with --json; run nothing")
+    args = parser.parse_args(argv)
+    if args.render:
+        saved = json.loads(args.render.read_text(encoding="utf-8"))
+        report = Report(**{f.name: saved[f.name] for f in fields(Report) if f.name in saved})
+        print(render(report))
+        return 0 if meets_targets(report) else 1
+    cfg = RunConfig(
+        events=args.events, seed=args.seed, outage_seconds=args.outage_seconds, kill_every=args.kill_every,
+        send_rate=args.send_rate, slow_windows=args.slow_windows, duplicate_share=args.duplicate_share,
+        permanent_share=args.permanent_share, function_timeout=args.function_timeout,
+        later_copy_seconds=tuple(args.later_copy_seconds),
+    )  # fmt: skip
+    # Killed invocations and refused webhooks are the point of the run; their warnings would drown the report.
+    logging.getLogger("keap_relay_local").setLevel(logging.ERROR)
+    report = run(cfg, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(render(report))
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+    return 0 if meets_targets(report) else 1
+
+
+def meets_targets(report: Report) -> bool:
+    """The issue's targets: nothing lost, no duplicate effect but in a crash window, every dead letter
+    permanent, and calls outside injected failures within 10 % of the minimum."""
+    return (
+        report.drained
+        and report.lost == 0
+        and report.duplicate_effects == report.duplicates_in_crash_windows
+        and report.dlq_entries_without_permanent_reason == 0
+        and report.clean_ratio <= 1.1
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
