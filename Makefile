@@ -43,8 +43,7 @@ invoke: $(STAMP)  ## run one event through one function without Docker: make inv
 	$(BIN)/python -m keap_relay_local invoke --function $(FN) --event $(EVENT)
 
 bench: $(STAMP)  ## run the benchmarks and write docs/benchmarks*.md
-	$(BIN)/python bench/bench_codec.py
-	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/run_all.py $(if $(QUICK),--quick)
 
 validate: lint  ## alias of lint
 

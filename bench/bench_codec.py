@@ -6,6 +6,7 @@ Run: python bench/bench_codec.py [--quick]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -100,6 +101,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument("--out", type=Path, help="also write the figures as JSON into this folder (run_all.py)")
     args = parser.parse_args()
     repeat = 3 if args.quick else 15
 
@@ -236,6 +238,17 @@ def main() -> int:
             f"Decode ratio on the indented layout: {indented_ratio:.2f}.\n"
         )
         print(f"\nwrote {DOC.relative_to(ROOT)}")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        figures = {
+            "decode_ratio": decode_ratio,
+            "indented_ratio": indented_ratio,
+            "encode_ratio": encode_ratio,
+            "rows": rows,
+            "repeat": repeat,
+            "command": "bench/bench_codec.py" + (" --quick" if args.quick else ""),
+        }
+        (args.out / "codec.json").write_text(json.dumps(figures, indent=1))
     print(
         f"\ndecode ratio {decode_ratio:.2f} (target ≤ {DECODE_TARGET}), "
         f"encode ratio {encode_ratio:.2f} (target ≤ {ENCODE_TARGET}): {'met' if ok else 'NOT met'}"

@@ -1,0 +1,169 @@
+"""Shared plumbing of the benchmarks: paths, loopback-only services in child processes, statistics."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+for _entry in (ROOT / "local", ROOT / "shared"):
+    if str(_entry) not in sys.path:
+        sys.path.insert(0, str(_entry))
+
+HOST = "127.0.0.1"  # every server a benchmark starts binds loopback only
+EMULATOR_KEY = "bench-key"
+REGION = "us-east-1"
+FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+CHILD_PYTHONPATH = os.pathsep.join([str(ROOT / "local"), str(ROOT / "shared")])
+
+
+def machine() -> str:
+    """One line naming the machine the figures were measured on."""
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu or 'unknown CPU'}), "
+        f"Python {platform.python_version()}"
+    )
+
+
+def today() -> str:
+    return time.strftime("%Y-%m-%d")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with code {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()  # loopback only
+            return
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"{what} did not start within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def emulator(latency_ms: int = 0, quota: str | None = None) -> Iterator[str]:
+    """A Keap emulator in its own process (its CPU is not the caller's); yields its base URL."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "keap_emulator",
+        "serve",
+        "--port",
+        str(port),
+        "--api-key",
+        EMULATOR_KEY,
+        "--latency-ms",
+        str(latency_ms),
+        "--quiet",
+    ]
+    if quota:
+        argv += ["--quota", quota]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": CHILD_PYTHONPATH}
+    )
+    base = f"http://{HOST}:{port}"
+    try:
+        _wait_http(f"{base}/_emulator/state", proc, "the emulator")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def moto() -> Iterator[str]:
+    """moto in server mode in its own process on loopback; yields its URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **FAKE_AWS},
+    )
+    url = f"http://{HOST}:{port}"
+    try:
+        _wait_http(f"{url}/moto-api/data.json", proc, "moto")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def provision(moto_url: str, visibility_timeout: int = 180):
+    """The real template's queues, rules and table created in moto; returns (StackSpec, Deployed)."""
+    from keap_relay_local.resources import provision as provision_stack
+    from keap_relay_local.template import read_stack
+
+    spec = read_stack(ROOT / "template.yaml", REGION)
+    return spec, provision_stack(spec, moto_url, REGION, visibility_timeout)
+
+
+def aws_env(moto_url: str) -> dict[str, str]:
+    """Variables that point boto3 at moto, with moto's dummy credentials."""
+    return {**FAKE_AWS, "AWS_ENDPOINT_URL": moto_url, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (0..100) by linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def save(name: str, data: dict, out_dir: Path | None) -> None:
+    """Write one benchmark's raw figures as JSON (run_all.py reads them back to build docs/benchmarks.md)."""
+    if out_dir is None:
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(data, indent=1, default=str))
+
+
+@contextlib.contextmanager
+def muted() -> Iterator[None]:
+    """Powertools writes logs and EMF metrics to stdout (its handler holds the stream object): point file
+    descriptor 1 at /dev/null meanwhile, so the work is done and the text dropped."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    sink = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(sink, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(sink)

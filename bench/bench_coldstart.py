@@ -1,0 +1,215 @@
+"""Benchmark: each function's cold start (import + first invocation, fresh process) vs a handler importing boto3.
+
+Run: .venv/bin/python bench/bench_coldstart.py [--quick] [--runs N] [--importtime]
+Every run is a new process (bench/_coldstart_child.py) with the function's environment as the local stack
+wires it (moto for SQS/DynamoDB, the emulator for Keap, the template's KEAP_RATE_LIMIT=4 shared budget):
+it imports functions/<fn>/app.py and answers a first event, then a second. Two first events per function:
+a signed webhook (ingest path: verify, validate, SendMessage) and an SQS batch of one (worker path:
+idempotency, budget, Keap calls). Baselines: a handler that only imports boto3, and one that also sends
+one SQS message (the AWS work an ingest cannot avoid). Reports the median and the peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common
+
+FUNCTIONS = {"forms": "form_submission", "purchases": "purchase", "unsubscribes": "unsubscribe"}
+SAMPLE_SECRET = "local-dev-secret"
+
+BASELINE_IMPORT = "import boto3\n\n\ndef handler(event, context):\n    return {'statusCode': 202, 'body': ''}\n"
+BASELINE_SEND = (
+    "import json\nimport os\n\nimport boto3\n\nsqs = None\n\n\ndef handler(event, context):\n"
+    "    global sqs\n    sqs = sqs or boto3.client('sqs')\n"
+    "    sqs.send_message(QueueUrl=os.environ['QUEUE_URL'], MessageBody=event.get('body') or '{}')\n"
+    "    return {'statusCode': 202, 'body': json.dumps({'status': 'queued'})}\n"
+)
+
+
+def canonical(function: str) -> dict[str, Any]:
+    """The function's generic sample event with a fresh id (and email), so idempotency never short-cuts it."""
+    sample = json.loads((common.ROOT / "events" / function / "sqs.json").read_text())
+    body = json.loads(sample["Records"][0]["body"])
+    body["id"] = f"bench-{uuid.uuid4().hex}"
+    body["contact"]["email"] = f"cold-{uuid.uuid4().hex[:10]}@example.com"
+    return body
+
+
+def http_event(function: str) -> dict[str, Any]:
+    event = json.loads((common.ROOT / "events" / function / "http-generic.json").read_text())
+    body = json.dumps(canonical(function), separators=(",", ":"))
+    signature = hmac.new(SAMPLE_SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+    event["body"] = body
+    event["headers"]["x-relay-signature"] = f"sha256={signature}"
+    event["headers"]["content-length"] = str(len(body))
+    return event
+
+
+def sqs_event(function: str) -> dict[str, Any]:
+    event = json.loads((common.ROOT / "events" / function / "sqs.json").read_text())
+    record = event["Records"][0]
+    record["body"] = json.dumps(canonical(function), separators=(",", ":"))
+    record["md5OfBody"] = hashlib.md5(record["body"].encode()).hexdigest()
+    record["messageId"] = str(uuid.uuid4())
+    record["attributes"]["SentTimestamp"] = str(int(time.time() * 1000))
+    event["Records"] = [record]
+    return event
+
+
+def one_run(
+    code_dir: Path, events: list[dict[str, Any]], env: dict[str, str], tmp: Path, importtime: bool = False
+) -> dict[str, Any]:
+    event_file = tmp / f"event-{uuid.uuid4().hex}.json"
+    event_file.write_text(json.dumps(events))
+    argv = (
+        [sys.executable]
+        + (["-X", "importtime"] if importtime else [])
+        + [str(common.ROOT / "bench" / "_coldstart_child.py"), str(code_dir), str(event_file)]
+    )
+    started = time.perf_counter()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp, timeout=120, check=False)
+    wall = (time.perf_counter() - started) * 1e3
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("COLDSTART ")), None)
+    if proc.returncode != 0 or line is None:
+        raise SystemExit(f"cold-start child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(line[len("COLDSTART ") :])
+    result["process_ms"] = wall
+    if importtime:
+        result["importtime"] = proc.stderr
+    return result
+
+
+def interpreter_ms(env: dict[str, str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+        times.append((time.perf_counter() - started) * 1e3)
+    return common.median(times)
+
+
+def top_imports(importtime: str, n: int = 15) -> list[tuple[str, float]]:
+    """The heaviest imports made by the handler's import and first call (-X importtime), cumulative ms, for
+    modules imported directly by code that is not itself a library's internals (the first two levels)."""
+    rows = []
+    for line in importtime.splitlines():
+        if not line.startswith("import time:") or line.count("|") != 2:
+            continue
+        _, cumulative, name = line[len("import time:") :].split("|")
+        if not cumulative.strip().isdigit():
+            continue
+        depth = (len(name) - len(name.lstrip()) - 1) // 2
+        if depth <= 1:
+            rows.append((name.strip(), int(cumulative) / 1000))
+    return sorted(rows, key=lambda r: -r[1])[:n]
+
+
+def run(quick: bool = False, runs: int | None = None, importtime: str | None = None) -> dict[str, Any]:
+    from keap_relay_local.stack import DEFAULT_WEBHOOK_SECRETS, function_environment
+
+    runs = runs or (2 if quick else 5)
+    cases: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp_name, common.moto() as moto_url, common.emulator(0) as keap:
+        tmp = Path(tmp_name)
+        spec, deployed = common.provision(moto_url)
+        base_env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+        envs = {}
+        for function in FUNCTIONS:
+            env = function_environment(
+                spec, function, deployed, moto_url=moto_url, region=common.REGION,
+                keap_url=keap + "/crm/xmlrpc/v1", keap_api_key=common.EMULATOR_KEY,
+                routes_file=common.ROOT / "config" / "routes.yaml", webhook_secrets=DEFAULT_WEBHOOK_SECRETS,
+                # The shared budget books every call in DynamoDB as deployed, at a rate that never makes the
+                # first invocation wait for the next second (that wait is pacing, not start-up).
+                extra={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "KEAP_RATE_LIMIT": "1000"},
+            )  # fmt: skip
+            envs[function] = {**base_env, **env}
+        for name, source in (
+            ("baseline: import boto3", BASELINE_IMPORT),
+            ("baseline: import boto3 + one SendMessage", BASELINE_SEND),
+        ):
+            code = tmp / name.split(":")[1].strip().replace(" ", "-").replace("+", "and")
+            code.mkdir()
+            (code / "app.py").write_text(source)
+            cases[name] = {"code": code, "env": envs["forms"], "events": lambda: [http_event("forms")] * 2}
+        for function in FUNCTIONS:
+            code = common.ROOT / "functions" / function
+            cases[f"{function}: webhook → 202"] = {
+                "code": code,
+                "env": envs[function],
+                "events": lambda f=function: [http_event(f), http_event(f)],
+            }
+            cases[f"{function}: SQS → Keap"] = {
+                "code": code,
+                "env": envs[function],
+                "events": lambda f=function: [sqs_event(f), sqs_event(f)],
+            }
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
+        for _ in range(runs):  # rounds over all cases, so drift on a shared machine hits all alike
+            for name, case in cases.items():
+                results[name].append(one_run(case["code"], case["events"](), case["env"], tmp))
+        python_ms = interpreter_ms(envs["forms"], runs)
+        profile = None
+        if importtime:
+            worst = cases[importtime]
+            profile = top_imports(one_run(worst["code"], worst["events"](), worst["env"], tmp, True)["importtime"])
+    rows = []
+    baseline = None
+    for name, runs_of in results.items():
+        row = {"case": name}
+        for key in ("import_ms", "first_ms", "second_ms", "rss_mb", "process_ms"):
+            row[key] = common.median([r[key] for r in runs_of])
+        row["rss_mb"] = max(r["rss_mb"] for r in runs_of)
+        row["cold_ms"] = common.median([r["import_ms"] + r["first_ms"] for r in runs_of])
+        row["status"] = runs_of[0]["status"]
+        row["failures"] = runs_of[0]["failures"]
+        baseline = baseline or row["cold_ms"]
+        row["ratio"] = row["cold_ms"] / baseline
+        rows.append(row)
+        print(
+            f"  {name:<42} import {row['import_ms']:6.0f} ms + first {row['first_ms']:6.0f} ms = "
+            f"{row['cold_ms']:6.0f} ms ({row['ratio']:.2f}x); warm {row['second_ms']:5.1f} ms; "
+            f"peak RSS {row['rss_mb']:5.1f} MB"
+        )
+    return {
+        "rows": rows,
+        "runs": runs,
+        "python_ms": python_ms,
+        "top_imports": profile,
+        "command": "bench/bench_coldstart.py" + (" --quick" if quick else ""),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 runs per case instead of 5")
+    parser.add_argument("--runs", type=int, help="runs per case")
+    parser.add_argument(
+        "--importtime",
+        metavar="CASE",
+        help="also list the heaviest imports of one case, e.g. 'forms: SQS → Keap' (-X importtime)",
+    )
+    parser.add_argument("--out", type=Path, help="write the figures as JSON into this folder")
+    args = parser.parse_args()
+    data = run(args.quick, args.runs, args.importtime)
+    if data["top_imports"]:
+        for name, ms in data["top_imports"]:
+            print(f"  {ms:7.1f} ms  {name}")
+    common.save("coldstart", data, args.out)
+
+
+if __name__ == "__main__":
+    main()
