@@ -82,6 +82,8 @@ class _Runtime:
 def _request_handler(runtime: _Runtime) -> type[BaseHTTPRequestHandler]:
     class InvokeHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Keep-alive answers otherwise wait ~40 ms on Nagle + delayed ACK (measured by bench/bench_ingest.py).
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             self._reply(200, {"function": runtime.args.function, "pid": os.getpid()})

@@ -338,3 +338,26 @@ def test_handler_works_in_a_plain_python_process_configured_by_env(emu):
     assert out.stdout.strip().splitlines()[-1] == '"applied"'
     assert KEY not in out.stdout + out.stderr
     assert emu.model.find_ids_by_email("proc@example.com")
+
+
+class ShortContext:
+    """A Lambda context with `ms` milliseconds left."""
+
+    def __init__(self, ms):
+        self.ms = ms
+
+    def get_remaining_time_in_millis(self):
+        return self.ms
+
+
+def test_records_left_when_the_invocation_runs_out_of_time_are_handed_back_unused(emu, sqs):
+    work, dlq = queues(sqs, "late")
+    p = pipeline("form_submission", emu, queue_url=work, dlq_url=dlq, function_timeout_seconds=30)
+    events = [form_event(email=f"late{i}@example.com") for i in range(2)]
+    assert p.handle(sqs_event(events), ShortContext(4000)) == {"batchItemFailures": []}
+    assert emu.calls() == []  # no event was started with too little time left to finish it
+    got = drain(sqs, work)
+    assert sorted(json.loads(m["Body"])["id"] for m in got) == sorted(e["id"] for e in events)
+    assert all(attrs(m)["Retries"] == "0" for m in got)  # handing back is not a retry
+    assert p.handle(sqs_event(events), ShortContext(25000)) == {"batchItemFailures": []}
+    assert all(emu.model.find_ids_by_email(e["contact"]["email"]) for e in events)

@@ -176,6 +176,13 @@ class Pipeline:
         log.info("event will be retried in %.0f s (retry %d)", delay, retry.retries + 1)
         return True
 
+    def _out_of_time(self) -> bool:
+        remaining = getattr(self._context, "get_remaining_time_in_millis", None)
+        if remaining is None:
+            return False
+        # One event's worth of time must be left: a third of the function's timeout, at least 5 s.
+        return remaining() < max(5000, self.settings.function_timeout_seconds * 1000 // 3)
+
     def _on_record(self, record: Any) -> None:
         retry = queue.Retry.of(record)
         attempts = retry.attempts
@@ -194,6 +201,13 @@ class Pipeline:
             # Keap's quota is not back yet: wait again without calling Keap.
             queue.requeue(self.settings.queue_url or "", record.body, retry.next(retry.remaining(), same=True))
             return
+        if self._out_of_time():
+            # Too little of the invocation is left to apply this event (the Keap budget paces a batch): hand it
+            # back for the next invocation, without using up a receive, rather than be cut off mid-sequence.
+            if self.settings.queue_url:
+                queue.requeue(self.settings.queue_url, record.body, retry.next(0, same=True))
+                return
+            raise TimeoutError("too little time left in this invocation; SQS will redeliver the record")
         # A person redrove an event whose once-only step had an unknown outcome, having checked Keap: run it.
         self._rerun_uncertain = retry.redriven_error == OUTCOME_UNKNOWN
         try:
