@@ -229,11 +229,13 @@ class LocalStack:
     def function_environment(self, function: str) -> dict[str, str]:
         """The environment a function process gets: the template's values, then the local wiring."""
         assert self.moto is not None
+        # A replaced timeout is the function's timeout for the code too (it paces a batch by it).
+        timeout = {"FUNCTION_TIMEOUT_SECONDS": str(int(self._function_timeout))} if self._function_timeout else {}
         return function_environment(
             self.spec, function, self.deployed,
             moto_url=self.moto.url, region=self.region, keap_url=self.keap_url,
             keap_api_key=self._keap_api_key, routes_file=self.routes_file,
-            webhook_secrets=self._webhook_secrets, extra=self._function_env,
+            webhook_secrets=self._webhook_secrets, extra={**timeout, **self._function_env},
         )  # fmt: skip
 
     def reconfigure(self, routes_file: str | Path | None = None, function_env: dict[str, str] | None = None) -> None:

@@ -156,3 +156,39 @@ def test_an_action_set_whose_answer_was_lost_is_never_rerun_but_dead_lettered_fo
         assert dead_letters(sqs, dlq) == []
         assert p.handle(sqs_record(event, redriven)) == {"batchItemFailures": []}  # applied: a duplicate now
         assert len(emu.model.action_set_runs(cid)) == 1
+
+
+class MemoryCheckpoints:
+    """Checkpoints kept in a dict (a second backend of the protocol), counting the writes."""
+
+    def __init__(self):
+        self.steps, self.writes = {}, []
+
+    def completed(self):
+        return dict(self.steps)
+
+    def record(self, key, result):
+        self.writes.append([key])
+        self.steps[key] = result
+
+    def record_many(self, results):
+        self.writes.append(sorted(results))
+        self.steps.update(results)
+
+
+def test_safe_follow_ups_are_checkpointed_in_one_write_once_only_steps_at_once(emu, table, tmp_path):
+    from keap_relay.recipes.plan import plan
+    from keap_relay.recipes.routes import load_routes
+
+    p = pipeline(emu, table, tmp_path)
+    checkpoints = MemoryCheckpoints()
+    result = p.runner.run(plan(purchase("o-w"), load_routes(p.settings.routes_file)), checkpoints)
+    [cid] = result.contact_ids
+    assert sorted(checkpoints.writes) == sorted([
+        ["upsert_contact"], [f"{cid}/run_action_set:21"],
+        [f"{cid}/apply_tag:201", f"{cid}/apply_tag:202", f"{cid}/apply_tag:203"],
+    ])
+    # A retry resumes every recorded step and makes no Keap call.
+    before = len(keap_calls(emu))
+    again = p.runner.run(plan(purchase("o-w"), load_routes(p.settings.routes_file)), checkpoints)
+    assert {s.status for s in again.steps} == {"resumed"} and len(keap_calls(emu)) == before

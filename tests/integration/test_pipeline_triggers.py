@@ -353,11 +353,13 @@ class ShortContext:
 def test_records_left_when_the_invocation_runs_out_of_time_are_handed_back_unused(emu, sqs):
     work, dlq = queues(sqs, "late")
     p = pipeline("form_submission", emu, queue_url=work, dlq_url=dlq, function_timeout_seconds=30)
-    events = [form_event(email=f"late{i}@example.com") for i in range(2)]
+    events = [form_event(email=f"late{i}@example.com") for i in range(3)]
     assert p.handle(sqs_event(events), ShortContext(4000)) == {"batchItemFailures": []}
-    assert emu.calls() == []  # no event was started with too little time left to finish it
+    # The first record always runs (every invocation makes progress); the rest wait for the next one.
+    assert emu.model.find_ids_by_email("late0@example.com")
+    assert not emu.model.find_ids_by_email("late1@example.com")
     got = drain(sqs, work)
-    assert sorted(json.loads(m["Body"])["id"] for m in got) == sorted(e["id"] for e in events)
+    assert sorted(json.loads(m["Body"])["id"] for m in got) == sorted(e["id"] for e in events[1:])
     assert all(attrs(m)["Retries"] == "0" for m in got)  # handing back is not a retry
-    assert p.handle(sqs_event(events), ShortContext(25000)) == {"batchItemFailures": []}
+    assert p.handle(sqs_event(events[1:]), ShortContext(25000)) == {"batchItemFailures": []}
     assert all(emu.model.find_ids_by_email(e["contact"]["email"]) for e in events)

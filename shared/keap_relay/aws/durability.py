@@ -54,15 +54,19 @@ class DynamoCheckpoints:
         }
 
     def record(self, key: str, result: Any) -> None:
+        self.record_many({key: result})
+
+    def record_many(self, results: dict[str, Any]) -> None:
+        """Record several completed steps in one update of the event's checkpoint item."""
+        names = {f"#s{i}": STEP_PREFIX + key for i, key in enumerate(results)}
+        values = {f":r{i}": {"S": json.dumps(result, default=str)} for i, result in enumerate(results.values())}
+        sets = ", ".join(f"#s{i} = :r{i}" for i in range(len(results)))
         self.client.update_item(
             TableName=self.table,
             Key={"id": {"S": self.item_id}},
-            UpdateExpression="SET #step = :result, #exp = :exp",
-            ExpressionAttributeNames={"#step": STEP_PREFIX + key, "#exp": "expiration"},
-            ExpressionAttributeValues={
-                ":result": {"S": json.dumps(result, default=str)},
-                ":exp": {"N": str(int(time.time()) + self.keep)},
-            },
+            UpdateExpression=f"SET {sets}, #exp = :exp",
+            ExpressionAttributeNames={**names, "#exp": "expiration"},
+            ExpressionAttributeValues={**values, ":exp": {"N": str(int(time.time()) + self.keep)}},
         )
 
 

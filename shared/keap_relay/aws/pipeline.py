@@ -59,6 +59,7 @@ class Pipeline:
         self._once: Callable[..., dict[str, Any]] | None = None
         self._context: Any = None
         self._rerun_uncertain = False  # set while a redriven OutcomeUnknown dead letter is processed
+        self._records_done = 0  # records of the current SQS batch that were started
 
     @property
     def settings(self) -> Settings:
@@ -178,8 +179,8 @@ class Pipeline:
 
     def _out_of_time(self) -> bool:
         remaining = getattr(self._context, "get_remaining_time_in_millis", None)
-        if remaining is None:
-            return False
+        if remaining is None or self._records_done == 0:
+            return False  # the first record of a batch always runs, so every invocation makes progress
         # One event's worth of time must be left: a third of the function's timeout, at least 5 s.
         return remaining() < max(5000, self.settings.function_timeout_seconds * 1000 // 3)
 
@@ -210,6 +211,7 @@ class Pipeline:
             raise TimeoutError("too little time left in this invocation; SQS will redeliver the record")
         # A person redrove an event whose once-only step had an unknown outcome, having checked Keap: run it.
         self._rerun_uncertain = retry.redriven_error == OUTCOME_UNKNOWN
+        self._records_done += 1
         try:
             self.process(event, attempts)
         except EventFailed as exc:
@@ -229,6 +231,7 @@ class Pipeline:
     def _on_sqs(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+        self._records_done = 0
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         return process_partial_response(event=event, record_handler=self._on_record, processor=processor,
                                         context=context)

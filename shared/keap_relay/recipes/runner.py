@@ -30,6 +30,7 @@ class Checkpoints(Protocol):
 
     def completed(self) -> dict[str, Any]: ...
     def record(self, key: str, result: Any) -> None: ...
+    def record_many(self, results: dict[str, Any]) -> None: ...
 
 
 class NoCheckpoints:
@@ -39,6 +40,9 @@ class NoCheckpoints:
         return {}
 
     def record(self, key: str, result: Any) -> None:
+        return None
+
+    def record_many(self, results: dict[str, Any]) -> None:
         return None
 
 
@@ -130,7 +134,7 @@ class SequenceRunner:
         return step
 
     def _call(self, call: Call, contact_id: int | None, key: str, done: dict[str, Any],
-              checkpoints: Checkpoints) -> StepResult:
+              checkpoints: Checkpoints, deferred: dict[str, Any] | None = None) -> StepResult:
         name = self.keap.call_names.get(call.op, call.op)
         args = [contact_id, *call.args] if contact_id is not None else list(call.args)
         step = StepResult(key=key, call=name, args=args, status="ok", contact_id=contact_id)
@@ -155,7 +159,10 @@ class SequenceRunner:
             step._cause = exc  # type: ignore[attr-defined]
             return step
         step.ms = round((time.perf_counter() - started) * 1000, 1)
-        checkpoints.record(key, step.result)
+        if deferred is not None and call.op not in ONCE_ONLY_OPS:
+            deferred[key] = step.result  # safe to repeat: recorded with the others, in one write
+        else:
+            checkpoints.record(key, step.result)
         return step
 
     def run(self, plan: Plan, checkpoints: Checkpoints | None = None, rerun_uncertain: bool = False) -> RunResult:
@@ -179,26 +186,34 @@ class SequenceRunner:
             result.note = "no contact has this email; nothing to do"
             return result
         tasks = [(call, cid) for cid in result.contact_ids for call in plan.follow_ups]
-        if len(tasks) == 1:
-            steps = [self._call(tasks[0][0], tasks[0][1], f"{tasks[0][1]}/{tasks[0][0].key}", done, checkpoints)]
-        elif tasks:
-            pool = self._executor()
-            # The calling thread would only wait: when every follow-up fits within the bound, it makes the last
-            # call itself, one thread hand-off less per event (bench/bench_pipeline.py measures the CPU).
-            inline = tasks[-1] if len(tasks) <= self.max_concurrency else None
-            futures = [
-                pool.submit(self._call, call, cid, f"{cid}/{call.key}", done, checkpoints)
-                for call, cid in (tasks[:-1] if inline else tasks)
-            ]
-            last: list[StepResult] = []
-            try:
-                if inline:
-                    last.append(self._call(inline[0], inline[1], f"{inline[1]}/{inline[0].key}", done, checkpoints))
-            finally:
-                wait(futures)  # never leave follow-ups running behind a result, even a failed one
-            steps = [future.result() for future in futures] + last
-        else:
-            steps = []
+        # Follow-ups safe to repeat are checkpointed together once they are all done (one write, not one
+        # each): a crash before that write only repeats harmless calls. Once-only steps are written at once.
+        deferred: dict[str, Any] = {}
+        steps: list[StepResult] = []
+        try:
+            if len(tasks) == 1:
+                call, cid = tasks[0]
+                steps = [self._call(call, cid, f"{cid}/{call.key}", done, checkpoints, deferred)]
+            elif tasks:
+                pool = self._executor()
+                # The calling thread would only wait: when every follow-up fits within the bound, it makes the
+                # last call itself, one thread hand-off less per event (bench/bench_pipeline.py measures it).
+                inline = tasks[-1] if len(tasks) <= self.max_concurrency else None
+                futures = [
+                    pool.submit(self._call, call, cid, f"{cid}/{call.key}", done, checkpoints, deferred)
+                    for call, cid in (tasks[:-1] if inline else tasks)
+                ]
+                last: list[StepResult] = []
+                try:
+                    if inline:
+                        call, cid = inline
+                        last.append(self._call(call, cid, f"{cid}/{call.key}", done, checkpoints, deferred))
+                finally:
+                    wait(futures)  # never leave follow-ups running behind a result, even a failed one
+                steps = [future.result() for future in futures] + last
+        finally:
+            if deferred:
+                checkpoints.record_many(deferred)
         result.steps.extend(steps)
         # A permanent failure names the event's failure: it decides where the event goes (the DLQ).
         failed = sorted((step for step in steps if step.status in ("failed", "uncertain")),
