@@ -17,7 +17,6 @@ from keap_relay.keap.errors import (
 )
 from keap_relay.keap.session import RetryingClient, _mask_url
 from keap_relay.keap.throttle import RateInfo, RateLimiter
-from keap_relay.keap.transport import HTTPTransport, user_agent
 
 __all__ = ["DEFAULT_URL", "DUP_CHECK_TYPES", "SAFE_TO_REPEAT", "ContactService"]
 
@@ -157,7 +156,7 @@ class ContactService(RetryingClient):
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url or os.environ.get("KEAP_URL") or DEFAULT_URL
-        auth_header = self._setup(
+        self._setup(
             api_key=api_key,
             access_token=access_token,
             max_attempts=max_attempts,
@@ -169,15 +168,8 @@ class ContactService(RetryingClient):
             sleep=sleep,
             rand=rand,
             monotonic=monotonic,
-        )
-        self._transport = HTTPTransport(
-            self.url,
-            headers={
-                "Content-Type": "text/xml; charset=UTF-8",
-                "Accept": "text/xml",
-                "User-Agent": user_agent(),
-                **auth_header,
-            },
+            url=self.url,
+            content_type="text/xml; charset=UTF-8",
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             pool_size=pool_size,
@@ -185,16 +177,6 @@ class ContactService(RetryingClient):
 
     def __repr__(self) -> str:
         return f"ContactService(url={_mask_url(self.url)!r}, auth={self.auth!r})"
-
-    def close(self) -> None:
-        """Close pooled connections (the client stays usable; new calls reconnect)."""
-        self._transport.close()
-
-    def __enter__(self) -> ContactService:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # ---------------------------------------------------------------- the engine
 

@@ -26,7 +26,6 @@ from keap_relay.keap.errors import (
 )
 from keap_relay.keap.session import RetryingClient, _mask_url
 from keap_relay.keap.throttle import RateInfo, RateLimiter
-from keap_relay.keap.transport import HTTPTransport, user_agent
 
 __all__ = [
     "DEFAULT_REST_URL",
@@ -401,7 +400,7 @@ class RestClient(RetryingClient):
         self.base_url = (
             base_url or os.environ.get("KEAP_REST_URL") or rest_base_url(os.environ.get("KEAP_URL"))
         ).rstrip("/")
-        auth_header = self._setup(
+        self._setup(
             api_key=api_key,
             access_token=access_token,
             max_attempts=max_attempts,
@@ -413,35 +412,18 @@ class RestClient(RetryingClient):
             sleep=sleep,
             rand=rand,
             monotonic=monotonic,
-        )
-        self.page_size = max(1, min(1000, page_size))
-        self._custom_fields: dict[str, str] | None = None
-        self._model_lock = threading.Lock()
-        self._transport = HTTPTransport(
-            self.base_url,
-            headers={
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "User-Agent": user_agent(),
-                **auth_header,
-            },
+            url=self.base_url,
+            content_type="application/json",
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             pool_size=pool_size,
         )
+        self.page_size = max(1, min(1000, page_size))
+        self._custom_fields: dict[str, str] | None = None
+        self._model_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"RestClient(base_url={_mask_url(self.base_url)!r}, auth={self.auth!r})"
-
-    def close(self) -> None:
-        """Close pooled connections (the client stays usable; new calls reconnect)."""
-        self._transport.close()
-
-    def __enter__(self) -> RestClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # ---------------------------------------------------------------- the engine
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from keap_relay.keap.errors import KeapError, KeapRateLimited, KeapRequestError
 from keap_relay.keap.throttle import RateInfo, RateLimiter, TokenBucket
+from keap_relay.keap.transport import HTTPTransport, user_agent
 
 _log = logging.getLogger("keap_relay.keap")
 
@@ -84,8 +85,13 @@ class RetryingClient:
         sleep: Callable[[float], None],
         rand: Callable[[], float],
         monotonic: Callable[[], float],
-    ) -> dict[str, str]:
-        """Set the shared state; returns the auth header to send with every request."""
+        url: str,
+        content_type: str,
+        connect_timeout: float,
+        read_timeout: float,
+        pool_size: int,
+    ) -> None:
+        """Set the shared state and the pooled transport that sends `content_type` with the auth header."""
         if access_token is not None:
             if api_key is not None:
                 raise KeapRequestError("pass api_key or access_token, not both")
@@ -113,7 +119,28 @@ class RetryingClient:
                 rate_limiter = TokenBucket(rate, sleep=sleep)
         self.rate_limiter = rate_limiter
         self.last_rate_info: RateInfo | None = None
-        return auth_header
+        self._transport = HTTPTransport(
+            url,
+            headers={
+                "Content-Type": content_type,
+                "Accept": content_type.split(";")[0],
+                "User-Agent": user_agent(),
+                **auth_header,
+            },
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            pool_size=pool_size,
+        )
+
+    def close(self) -> None:
+        """Close pooled connections (the client stays usable; new calls reconnect)."""
+        self._transport.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _with_retries(self, operation: str, safe: bool, exchange: Callable[[], Any]) -> Any:
         """Run `exchange` until it succeeds or the policy gives up; the key is scrubbed from what is raised."""
