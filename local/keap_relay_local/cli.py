@@ -79,17 +79,17 @@ def _curl_example(stack: LocalStack) -> str | None:
     sample = stack.root / "events" / "forms" / "http-generic.json"
     if not sample.exists():
         return None
-    from .demo import SIGNERS
+    from keap_relay.events.sources import sign_request
 
     event = json.loads(sample.read_text(encoding="utf-8"))
     body = str(event.get("body") or "").encode()
     secret = stack.webhook_secrets.get("generic")
     if secret is None:
         return None
-    signature = SIGNERS["x-relay-signature"](body, secret)
+    signed = sign_request("generic", body, secret).headers
+    headers = " ".join(f"-H {shlex.quote(f'{name}: {value}')}" for name, value in signed.items())
     return (
-        f"curl -sS -X POST {stack.webhook_url('forms', 'generic')} -H 'content-type: application/json' "
-        f"-H 'x-relay-signature: {signature}' --data-binary {shlex.quote(body.decode())}"
+        f"curl -sS -X POST {stack.webhook_url('forms', 'generic')} {headers} --data-binary {shlex.quote(body.decode())}"
     )
 
 

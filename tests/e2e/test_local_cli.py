@@ -66,3 +66,49 @@ def test_demo_applies_every_sample_and_shows_keap_state() -> None:
     for sample in samples:
         assert f"{sample.parent.name}/{sample.stem}" in done.stdout
     assert f"{len(samples)} of {len(samples)} samples applied" in done.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_run_starts_the_stack_prints_its_urls_and_its_curl_example_is_accepted() -> None:
+    import shutil
+    import signal
+    import time
+
+    ports = [str(_free_port()) for _ in range(3)]
+    env = {k: v for k, v in os.environ.items() if k not in ("KEAP_API_KEY", "KEAP_URL", "WEBHOOK_SECRETS")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keap_relay_local", "run", "--gateway-port", ports[0], "--emulator-port", ports[1],
+         "--moto-port", ports[2]],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline() if proc.stdout else ""
+            if not line:
+                break
+            lines.append(line)
+            if line.lstrip().startswith("curl "):
+                break
+        banner = "".join(lines)
+        assert f"http://127.0.0.1:{ports[0]}/forms/generic" in banner, banner
+        assert f"http://127.0.0.1:{ports[1]}/_emulator/state" in banner, banner
+        curl = next(line.strip() for line in lines if line.lstrip().startswith("curl "))
+        if shutil.which("curl"):
+            out = subprocess.run(curl + " -w ' %{http_code}'", shell=True, capture_output=True, text=True, timeout=30)
+            assert out.stdout.strip().endswith("202"), out.stdout + out.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert proc.returncode == 0
