@@ -17,8 +17,8 @@ from . import durability, http, ingest, observe, queue
 from .config import ConfigError, Settings
 
 log = logging.getLogger("keap_relay.pipeline")
-RETRY_AFTER_SECONDS = "60"
-OUTCOME_UNKNOWN = OutcomeUnknown.__name__  # what a sender is told to wait when Keap or SQS is down
+RETRY_AFTER_SECONDS = "60"  # what a sender is told to wait when Keap or SQS is down
+OUTCOME_UNKNOWN = OutcomeUnknown.__name__
 
 
 class EventFailed(Exception):
@@ -103,7 +103,7 @@ class Pipeline:
         return self._idempotency
 
     def _apply(self, event: dict[str, Any], checkpoints: Checkpoints | None = None) -> dict[str, Any]:
-        routes = load_routes(self.settings.routes_file)
+        routes = load_routes(self.settings.routes_file, self.settings.keap_api)  # loaded once per container
         result = self.runner.run(plan(event, routes), checkpoints, rerun_uncertain=self._rerun_uncertain)
         log.info("applied %s event %s: contacts %s, %d steps", self.kind, event.get("id"), result.contact_ids,
                  len(result.steps))
