@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from keap_relay_local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -52,29 +53,10 @@ ENV_CONTRACT = {
 
 
 # ------------------------------------------------------------------------------------------ loading
-class _CfnLoader(yaml.SafeLoader):
-    """Reads `!Ref x` / `!GetAtt a.b` / `!Sub s` ... as their long forms instead of failing."""
-
-
-def _cfn_tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
+    # The local stack's reader: the same long forms (`{"Ref": x}`, `{"Fn::GetAtt": [a, b]}`) the tests expect.
+    return load_template(TEMPLATE)
 
 
 def ref(name: str) -> dict[str, str]:
