@@ -98,14 +98,20 @@ def emulator(latency_ms: int = 0, quota: str | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def moto() -> Iterator[str]:
-    """moto in server mode in its own process on loopback; yields its URL."""
+def moto(keep_alive: bool = True) -> Iterator[str]:
+    """moto in server mode in its own process on loopback; yields its URL.
+
+    By default on keap_relay_local.motohttp, which keeps connections alive as AWS's endpoints do (and has
+    the local stack's SQS message-move tasks); `keep_alive=False` is `python -m moto.server`, whose
+    werkzeug server closes the connection after every answer, for comparing the two.
+    """
     port = free_port()
+    module = "keap_relay_local.motohttp" if keep_alive else "moto.server"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        [sys.executable, "-m", module, "-H", HOST, "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, **FAKE_AWS},
+        env={**os.environ, **FAKE_AWS, "PYTHONPATH": CHILD_PYTHONPATH},
     )
     url = f"http://{HOST}:{port}"
     try:

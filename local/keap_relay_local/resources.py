@@ -41,12 +41,16 @@ def client(service: str, endpoint_url: str, region: str) -> Any:
 
 
 class MotoServer:
-    """ThreadedMotoServer bound to 127.0.0.1; one per process at a time (moto's state is global)."""
+    """moto on 127.0.0.1 with kept-alive connections; one per process at a time (moto's state is global).
+
+    moto's own ThreadedMotoServer closes the connection after every answer, so each AWS call of a poller or
+    function would pay a TCP connect that botocore does not pay against AWS; motohttp serves the same app.
+    """
 
     def __init__(self, port: int = 0) -> None:
-        from moto.server import ThreadedMotoServer
+        from .motohttp import MotoHTTPServer  # imports moto and Flask: only when a stack starts
 
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._server = MotoHTTPServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._started = False
 
     @property
@@ -63,8 +67,8 @@ class MotoServer:
             _ACTIVE.release()
             raise
         self._started = True
-        # moto logs every request through werkzeug; a stack's log should not drown in them.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        # A line per AWS call (motohttp logs them at DEBUG) would drown a verbose stack's log.
+        logging.getLogger("keap_relay_local.motohttp").setLevel(logging.INFO)
         self.reset()  # state left by an earlier stack or a mock_aws test in this process
 
     def reset(self) -> None:
