@@ -125,9 +125,13 @@ def test_shared_layer_is_built_by_sam_for_arm64_from_shared(template):
     assert layer["Properties"]["ContentUri"] == "shared/"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert (ROOT / "shared" / "requirements.txt").is_file()
-    # SAM builds layers for x86_64 unless BuildArchitecture says otherwise: the C wheels must match arm64.
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    # shared/Makefile builds it (test_packaging checks what that target does), so that it ships bytecode;
+    # SAM builds layers for x86_64 unless BuildArchitecture says otherwise, which --use-container builds follow.
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    # SAM runs `make build-<LogicalId>` with the Makefile at the top of ContentUri.
+    makefile = (ROOT / "shared" / "Makefile").read_text(encoding="utf-8")
+    assert any(line.startswith("build-SharedLayer:") for line in makefile.splitlines())
 
 
 def test_routes_file_ships_in_a_layer_where_routes_file_points(template):
@@ -231,11 +235,7 @@ def test_sqs_event_sources_report_partial_failures_with_bounded_concurrency(temp
     assert set(profiles) == set(template["Parameters"]["KeapRateLimit"]["AllowedValues"])
     assert all(p["WorkerConcurrency"] >= 2 for p in profiles.values())
     for prefix, _ in KINDS.values():
-        sqs = [
-            e["Properties"]
-            for e in props(template, f"{prefix}Function")["Events"].values()
-            if e["Type"] == "SQS"
-        ]
+        sqs = [e["Properties"] for e in props(template, f"{prefix}Function")["Events"].values() if e["Type"] == "SQS"]
         assert len(sqs) == 1
         source = sqs[0]
         assert source["Queue"] == arn(f"{prefix}Queue")
