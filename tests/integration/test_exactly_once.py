@@ -184,9 +184,10 @@ def test_safe_follow_ups_are_checkpointed_in_one_write_once_only_steps_at_once(e
     checkpoints = MemoryCheckpoints()
     result = p.runner.run(plan(purchase("o-w"), load_routes(p.settings.routes_file)), checkpoints)
     [cid] = result.contact_ids
-    assert sorted(checkpoints.writes) == sorted([
-        ["upsert_contact"], [f"{cid}/run_action_set:21"],
-        [f"{cid}/apply_tag:201", f"{cid}/apply_tag:202", f"{cid}/apply_tag:203"],
+    # The upsert is safe to repeat (its duplicate check finds the contact): it joins the tags' one write.
+    assert sorted(sorted(keys) for keys in checkpoints.writes) == sorted([
+        [f"{cid}/run_action_set:21"],
+        sorted(["upsert_contact", f"{cid}/apply_tag:201", f"{cid}/apply_tag:202", f"{cid}/apply_tag:203"]),
     ])
     # A retry resumes every recorded step and makes no Keap call.
     before = len(keap_calls(emu))

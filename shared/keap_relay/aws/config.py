@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -26,12 +27,23 @@ class SecretUnavailable(ConfigError):
     transient = True
 
 
-def _get_secret(arn: str) -> str:
-    # Imported here: Powertools parameters pulls in boto3, which local inline runs may never need.
-    from aws_lambda_powertools.utilities import parameters
+@functools.cache
+def _secrets_provider() -> Any:
+    """The container's Secrets Manager provider (and its cache), its client made from boto3's default session.
 
+    Powertools' own default provider makes its client from a session of its own, whose botocore loader reads
+    the endpoint and model data again (~40 ms of a cold start); the SQS and DynamoDB clients share this one.
+    """
+    # Imported here: Powertools parameters pulls in boto3, which local inline runs may never need.
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+
+
+def _get_secret(arn: str) -> str:
     try:
-        value = parameters.get_secret(arn, max_age=SECRETS_MAX_AGE)
+        value = _secrets_provider().get(arn, max_age=SECRETS_MAX_AGE)
     except Exception as exc:  # the SDK's errors vary; the ARN is not secret, the value is
         raise SecretUnavailable(f"cannot read secret {arn}: {type(exc).__name__}") from None
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
@@ -59,6 +71,9 @@ class Settings:
     idempotency_table: str | None = None
     # The Keap key's calls/second, shared by every container through the idempotency table (KEAP_RATE_LIMIT).
     keap_rate_limit: float | None = None
+    # Follow-up calls in flight at once per container (KEAP_CONCURRENCY). Keap counts threads it is
+    # throttling (the legacy fault names 4), so the default keeps to that; the rate limit paces the calls.
+    keap_concurrency: int = 4
     # A transient failure is re-queued with a growing delay (retry_base_seconds doubling, at most 15 min,
     # SQS's DelaySeconds limit) until the event is older than max_event_age_seconds; then it is dead-lettered.
     retry_base_seconds: float = 30.0
@@ -76,11 +91,14 @@ class Settings:
             shared_rate = float(env["KEAP_RATE_LIMIT"]) if env.get("KEAP_RATE_LIMIT") else None
             max_age = int(env.get("MAX_EVENT_AGE_SECONDS") or 4 * 86400)
             timeout = int(env.get("FUNCTION_TIMEOUT_SECONDS") or 30)
+            concurrency = int(env.get("KEAP_CONCURRENCY") or 4)
         except ValueError as exc:
             raise ConfigError(
-                "MAX_RECEIVE_COUNT, KEAP_MAX_CALLS_PER_SECOND, KEAP_RATE_LIMIT, RETRY_BASE_SECONDS, "
+                "MAX_RECEIVE_COUNT, KEAP_MAX_CALLS_PER_SECOND, KEAP_RATE_LIMIT, KEAP_CONCURRENCY, RETRY_BASE_SECONDS, "
                 f"MAX_EVENT_AGE_SECONDS and FUNCTION_TIMEOUT_SECONDS must be numbers: {exc}"
             ) from None
+        if concurrency < 1:
+            raise ConfigError(f"KEAP_CONCURRENCY must be at least 1, not {concurrency}")
         keap_api = (env.get("KEAP_API") or KEAP_APIS[0]).strip().lower()
         if keap_api not in KEAP_APIS:
             raise ConfigError(f"KEAP_API must be one of {', '.join(KEAP_APIS)}, not {env.get('KEAP_API')!r}")
@@ -100,6 +118,7 @@ class Settings:
             webhook_secrets_arn=env.get("WEBHOOK_SECRETS_ARN") or None,
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
             keap_rate_limit=shared_rate if shared_rate and shared_rate > 0 else None,
+            keap_concurrency=concurrency,
             retry_base_seconds=retry_base,
             max_event_age_seconds=max_age,
             function_timeout_seconds=timeout,

@@ -6,19 +6,20 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..events.canonical import EventInvalid, validate_event
 from ..events.errors import WebhookRejected
-from ..recipes.plan import plan
 from ..recipes.routes import RoutesError, load_routes
-from ..recipes.runner import Checkpoints, OutcomeUnknown, RunResult, SequenceFailed, SequenceRunner
-from . import durability, http, ingest, observe, queue
+from . import durability, http, observe, queue
 from .config import ConfigError, Settings
+
+if TYPE_CHECKING:  # the planner and runner are the worker path's: a webhook is answered without them
+    from ..recipes.runner import Checkpoints, RunResult, SequenceRunner
 
 log = logging.getLogger("keap_relay.pipeline")
 RETRY_AFTER_SECONDS = "60"  # what a sender is told to wait when Keap or SQS is down
-OUTCOME_UNKNOWN = OutcomeUnknown.__name__
+OUTCOME_UNKNOWN = "OutcomeUnknown"  # the error class the runner gives a once-only step with a lost answer
 
 
 class EventFailed(Exception):
@@ -71,6 +72,7 @@ class Pipeline:
     def runner(self) -> SequenceRunner:
         if self._runner is None:
             from ..recipes.keap_port import build_port
+            from ..recipes.runner import SequenceRunner
 
             settings = self.settings
             # The routes check: a rule the chosen API cannot run fails here, before any call, naming the rule.
@@ -88,7 +90,7 @@ class Pipeline:
                 max_calls_per_second=settings.max_calls_per_second,
                 rate_limiter=shared,
             )
-            self._runner = SequenceRunner(port)
+            self._runner = SequenceRunner(port, settings.keap_concurrency)
         return self._runner
 
     # -- the worker path ---------------------------------------------------------------------------
@@ -103,6 +105,8 @@ class Pipeline:
         return self._idempotency
 
     def _apply(self, event: dict[str, Any], checkpoints: Checkpoints | None = None) -> dict[str, Any]:
+        from ..recipes.plan import plan
+
         routes = load_routes(self.settings.routes_file, self.settings.keap_api)  # loaded once per container
         result = self.runner.run(plan(event, routes), checkpoints, rerun_uncertain=self._rerun_uncertain)
         log.info("applied %s event %s: contacts %s, %d steps", self.kind, event.get("id"), result.contact_ids,
@@ -126,6 +130,8 @@ class Pipeline:
             IdempotencyAlreadyInProgressError,
             IdempotencyPersistenceLayerError,
         )
+
+        from ..recipes.runner import SequenceFailed
 
         ident = event if isinstance(event, dict) else {}
         where = {"kind": self.kind, "source": str(ident.get("source") or ""), "event_id": str(ident.get("id") or "")}
@@ -260,6 +266,8 @@ class Pipeline:
 
     # -- the ingest path ---------------------------------------------------------------------------
     def _on_http(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        from . import ingest  # the source adapters: only the webhook path reads them
+
         try:
             accepted = ingest.accept(http.parse_request(event), self.kind, self.settings.webhook_secret)
         except WebhookRejected as exc:

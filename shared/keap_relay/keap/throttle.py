@@ -171,6 +171,10 @@ class RateLimiter:
         """Book one call at time `now`; return the seconds to wait before making it."""
         raise NotImplementedError
 
+    def expect(self, calls: int) -> None:
+        """A hint that `calls` calls (this one included) follow soon; a shared budget books them together."""
+        return None
+
 
 class TokenBucket(RateLimiter):
     """In-process token bucket: `rate` calls per second on average, bursts of up to `burst` (default `rate`).

@@ -14,6 +14,7 @@ class KeapPort(Protocol):
 
     call_names: dict[str, str]
 
+    def expect_calls(self, calls: int) -> None: ...
     def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> int: ...
     def find_contacts(self, email: str) -> list[int]: ...
     def update_contact(self, contact_id: int, fields: dict[str, Any]) -> int: ...
@@ -50,6 +51,11 @@ class ContactServicePort:
 
     def __repr__(self) -> str:
         return f"ContactServicePort({self.client!r})"
+
+    def expect_calls(self, calls: int) -> None:
+        """Tell the rate limiter how many calls follow: a budget shared in DynamoDB books them in one write."""
+        if self.client.rate_limiter is not None:
+            self.client.rate_limiter.expect(calls)
 
     def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> int:
         return self.client.add_with_dup_check(fields, dup_check)
@@ -111,6 +117,11 @@ class RestPort:
 
     def __repr__(self) -> str:
         return f"RestPort({self.client!r})"
+
+    def expect_calls(self, calls: int) -> None:
+        """Tell the rate limiter how many calls follow: a budget shared in DynamoDB books them in one write."""
+        if self.client.rate_limiter is not None:
+            self.client.rate_limiter.expect(calls)
 
     @staticmethod
     def _one(operation: str, contact_id: int, outcomes: dict[int, str]) -> str:

@@ -6,10 +6,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .keap_port import KeapPort
 from .plan import Call, Plan
+
+if TYPE_CHECKING:  # the port pulls in the Keap clients, which the webhook path never needs
+    from .keap_port import KeapPort
 
 DEFAULT_CONCURRENCY = 4
 # Port operations Keap would apply twice if repeated (an action set's actions, a goal's automation).
@@ -175,22 +177,26 @@ class SequenceRunner:
         if rerun_uncertain:
             done = {key: value for key, value in done.items() if not _is_uncertain(value)}
         result = RunResult(plan.kind, plan.event_id, "applied", rules=list(plan.rules))
-        first = self._call(plan.first, None, plan.first.op, done, checkpoints)
-        result.steps.append(first)
-        if first.status == "failed":
-            result.status = "failed"
-            raise SequenceFailed(first, first._cause, result)  # type: ignore[attr-defined]
-        ids = first.result if isinstance(first.result, list) else [first.result]
-        result.contact_ids = [int(i) for i in ids]
-        if not result.contact_ids:
-            result.note = "no contact has this email; nothing to do"
-            return result
-        tasks = [(call, cid) for cid in result.contact_ids for call in plan.follow_ups]
-        # Follow-ups safe to repeat are checkpointed together once they are all done (one write, not one
-        # each): a crash before that write only repeats harmless calls. Once-only steps are written at once.
+        if plan.first.op not in done:  # most events touch one contact: the first call and its follow-ups
+            self.keap.expect_calls(1 + len(plan.follow_ups))
+        # Steps safe to repeat (the upsert or lookup, tags, sequences) are checkpointed together once the
+        # follow-ups are done, in one write, not one each: a crash before that write only repeats harmless
+        # calls (the upsert finds the contact it made). Once-only steps are written at once.
         deferred: dict[str, Any] = {}
         steps: list[StepResult] = []
         try:
+            first = self._call(plan.first, None, plan.first.op, done, checkpoints, deferred)
+            result.steps.append(first)
+            if first.status == "failed":
+                result.status = "failed"
+                raise SequenceFailed(first, first._cause, result)  # type: ignore[attr-defined]
+            ids = first.result if isinstance(first.result, list) else [first.result]
+            result.contact_ids = [int(i) for i in ids]
+            if not result.contact_ids:
+                result.note = "no contact has this email; nothing to do"
+                return result
+            tasks = [(call, cid) for cid in result.contact_ids for call in plan.follow_ups]
+            self.keap.expect_calls(sum(f"{cid}/{call.key}" not in done for call, cid in tasks))
             if len(tasks) == 1:
                 call, cid = tasks[0]
                 steps = [self._call(call, cid, f"{cid}/{call.key}", done, checkpoints, deferred)]
