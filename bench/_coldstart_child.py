@@ -1,7 +1,8 @@
 """Child of bench_coldstart.py: one Lambda-style cold start (import the handler, first invoke) in a fresh process.
 
-Usage: python bench/_coldstart_child.py CODE_DIR EVENT_FILE — prints one JSON line with import_ms, first_ms,
-second_ms and peak RSS. The environment is the function's, set by the parent.
+Usage: python bench/_coldstart_child.py CODE_DIR EVENT_FILE [LAYER_DIR] — prints one JSON line with import_ms,
+first_ms, second_ms and peak RSS. The environment is the function's, set by the parent. LAYER_DIR (default: this
+tree's shared/) is what Lambda mounts as the layer; another tree's, to compare two versions in one run.
 """
 
 import time
@@ -45,8 +46,8 @@ def main() -> None:
     code_dir, event_file = Path(sys.argv[1]), Path(sys.argv[2])
     events = json.loads(event_file.read_text())
     # As Lambda lays it out: the function's code first, then the layer (shared/) on the path.
-    root = Path(__file__).resolve().parents[1]
-    sys.path[:0] = [str(code_dir), str(root / "shared")]
+    layer = Path(sys.argv[3]) if len(sys.argv) > 3 else Path(__file__).resolve().parents[1] / "shared"
+    sys.path[:0] = [str(code_dir), str(layer)]
     t0 = time.perf_counter()
     spec = importlib.util.spec_from_file_location("app", code_dir / "app.py")
     module = importlib.util.module_from_spec(spec)

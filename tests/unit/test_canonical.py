@@ -3,9 +3,12 @@
 import json
 from pathlib import Path
 
+import hypothesis
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from keap_relay.events.canonical import KINDS, EventInvalid, schema_for, validate_event
+from keap_relay.events.canonical import KINDS, EventInvalid, inlined_schema, schema_for, validate_event
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,3 +95,67 @@ def test_every_sample_event_in_events_dir_is_valid():
     assert samples, "events/<fn>/bare.json samples are missing"
     for path in samples:
         validate_event(json.loads(path.read_text()))
+
+
+# -- the inlined schemas the functions check with mean what the published ones mean ------------------------------
+
+_SAMPLES = {
+    kind: json.loads((ROOT / "events" / fn / "bare.json").read_text())
+    for kind, fn in (("form_submission", "forms"), ("purchase", "purchases"), ("unsubscribe", "unsubscribes"))
+}
+
+
+def _published(kind):
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    base = json.loads((ROOT / "shared/keap_relay/events/schemas/event.schema.json").read_text())
+    registry = Registry().with_resource(base["$id"], Resource.from_contents(base))
+    return Draft202012Validator(schema_for(kind), registry=registry)
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, (*prefix, key))
+
+
+_JUNK = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.text(max_size=12), st.just(""), st.just("x" * 300),
+    st.lists(st.integers(), max_size=2), st.dictionaries(st.sampled_from(["a", "Email", "_X"]), st.text(max_size=3)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(KINDS), data=st.data())
+def test_the_inlined_schema_accepts_and_rejects_as_the_published_one(kind, data):
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    event = json.loads(json.dumps(_SAMPLES[kind]))
+    for _ in range(data.draw(st.integers(0, 3))):
+        path = data.draw(st.sampled_from(list(_paths(event))[1:]))
+        parent = event
+        for key in path[:-1]:
+            parent = parent[key]
+        if data.draw(st.booleans()):
+            parent[path[-1]] = data.draw(_JUNK)
+        else:
+            parent.pop(path[-1], None)
+        if not isinstance(event, dict):
+            break
+    inlined = Draft202012Validator(inlined_schema(kind))
+    published = _published(kind)
+    event_valid = published.is_valid(event)
+    hypothesis.event("valid" if event_valid else "invalid")
+    assert inlined.is_valid(event) == published.is_valid(event)
+    mine, theirs = best_match(inlined.iter_errors(event)), best_match(published.iter_errors(event))
+    assert (mine is None) == (theirs is None)
+    if mine is not None:
+        assert (list(mine.absolute_path), mine.message) == (list(theirs.absolute_path), theirs.message)
+
+
+def test_inlined_schemas_have_no_refs_left():
+    for kind in KINDS:
+        assert "$ref" not in json.dumps(inlined_schema(kind))

@@ -12,54 +12,63 @@ An adapter module declares, besides those functions:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from . import (
-    elementor,
-    generic,
-    gravityforms,
-    gumroad,
-    jotform,
-    lemonsqueezy,
-    mailchimp,
-    mailgun,
-    postmark,
-    sendgrid,
-    shopify,
-    stripe,
-    tally,
-    typeform,
-    webflow,
-    woocommerce,
-)
 from ._common import TOKEN_PARAM
 
-# URL source name -> adapter module. A vendor adapter is added here and nowhere else.
-SOURCES: dict[str, ModuleType] = {
-    "generic": generic,
+# URL source names, each the name of its adapter module here. A vendor adapter is added here and nowhere else.
+SOURCE_NAMES: tuple[str, ...] = (
+    "generic",
     # forms
-    "typeform": typeform,
-    "jotform": jotform,
-    "webflow": webflow,
-    "tally": tally,
-    "gravityforms": gravityforms,
-    "elementor": elementor,
+    "typeform",
+    "jotform",
+    "webflow",
+    "tally",
+    "gravityforms",
+    "elementor",
     # purchases
-    "shopify": shopify,
-    "woocommerce": woocommerce,
-    "stripe": stripe,
-    "gumroad": gumroad,
-    "lemonsqueezy": lemonsqueezy,
+    "shopify",
+    "woocommerce",
+    "stripe",
+    "gumroad",
+    "lemonsqueezy",
     # unsubscribes
-    "mailchimp": mailchimp,
-    "sendgrid": sendgrid,
-    "mailgun": mailgun,
-    "postmark": postmark,
-}
+    "mailchimp",
+    "sendgrid",
+    "mailgun",
+    "postmark",
+)
 DEFAULT_SUCCESS_STATUS = 202
+
+
+class _Adapters(Mapping[str, ModuleType]):
+    """URL source name -> adapter module, imported on first use: a webhook needs its own adapter only, and a
+    cold start that compiles all sixteen (Lambda's layer has no .pyc) would pay for the other fifteen."""
+
+    def __getitem__(self, name: str) -> ModuleType:
+        if name not in SOURCE_NAMES:
+            raise KeyError(name)
+        return importlib.import_module(f"{__name__}.{name}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SOURCE_NAMES)
+
+    def __len__(self) -> int:
+        return len(SOURCE_NAMES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in SOURCE_NAMES
+
+    def __repr__(self) -> str:
+        return f"<source adapters: {', '.join(SOURCE_NAMES)}>"
+
+
+SOURCES: Mapping[str, ModuleType] = _Adapters()
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,9 @@ def _source(name: str, module: ModuleType) -> Source:
     )
 
 
-_SPECS: dict[str, Source] = {name: _source(name, module) for name, module in SOURCES.items()}
+@functools.cache
+def _spec(name: str) -> Source:
+    return _source(name, SOURCES[name])
 
 
 def adapter(source: str) -> ModuleType | None:
@@ -109,12 +120,12 @@ def adapter(source: str) -> ModuleType | None:
 
 def source_spec(source: str) -> Source | None:
     """The declarations of the adapter serving /{kind}/{source}, or None when there is none."""
-    return _SPECS.get(source)
+    return _spec(source) if source in SOURCE_NAMES else None  # a sender's unknown name is never cached
 
 
 def sources_for(kind: str) -> tuple[str, ...]:
-    """The source names a function of `kind` accepts, in registry order."""
-    return tuple(name for name, spec in _SPECS.items() if kind in spec.kinds)
+    """The source names a function of `kind` accepts, in registry order (this loads every adapter)."""
+    return tuple(name for name in SOURCE_NAMES if kind in _spec(name).kinds)
 
 
 @dataclass(frozen=True)
@@ -132,7 +143,9 @@ def sign_request(source: str, raw_body: bytes, secret: str, **kw: Any) -> Signed
     Keyword arguments go to the adapter's sign() (e.g. timestamp=, topic=); a token source gets
     ?token=<secret>; a source that signs inside its body (Mailgun) gets its body re-signed.
     """
-    spec = _SPECS[source]
+    if source not in SOURCE_NAMES:
+        raise KeyError(source)
+    spec = _spec(source)
     sign_body = getattr(spec.module, "sign_body", None)
     body = sign_body(raw_body, secret) if sign_body else raw_body
     headers = spec.module.sign(body, secret, **kw)
