@@ -286,7 +286,9 @@ def main() -> None:
     parser.add_argument(
         "--secrets-manager", action="store_true", help="read the secrets from Secrets Manager (moto), as deployed"
     )
-    parser.add_argument("--no-pyc", action="store_true", help="keap-relay's code without .pyc, as sam build ships it")
+    parser.add_argument(
+        "--no-pyc", action="store_true", help="keap-relay's code without .pyc (a layer built without bytecode)"
+    )
     parser.add_argument("--out", type=Path, help="write the figures as JSON into this folder")
     args = parser.parse_args()
     data = run(args.quick, args.runs, args.importtime, args.also, args.secrets_manager, args.no_pyc)
