@@ -140,6 +140,10 @@ def cpu_section(n: int, tmp: Path, moto_url: str, profile: bool) -> dict[str, An
         bare(event("warm"))
         pipe = pipeline_for(url, str(routes))
         pipe.process(event("warm"))  # client, routes, validators, connections: the cold start is item 4
+        # The same with follow-ups one by one in the calling thread: what the parallel follow-ups cost in CPU.
+        serial = pipeline_for(url, str(routes), keap_concurrency=1)
+        with common.muted():
+            serial.process(event("warm"))
         # The worker path as deployed: SQS batch handling, idempotency record, step checkpoints, and the shared
         # Keap budget booked in DynamoDB for every call (at a rate high enough never to wait: CPU, not pacing).
         worker = pipeline_for(
@@ -155,10 +159,11 @@ def cpu_section(n: int, tmp: Path, moto_url: str, profile: bool) -> dict[str, An
             worker.handle(sqs_event(event("warm"), arn))
         # Interleaved rounds, best of each: a shared 2-core machine drifts; ratios within a round are fair.
         rounds = 5
-        seq_cpu, pipe_cpu, worker_cpu, codec_share = [], [], [], []
+        seq_cpu, pipe_cpu, serial_cpu, worker_cpu, codec_share = [], [], [], [], []
         for _ in range(rounds):
             seq_cpu.append(timed(bare, [event("seq") for _ in range(n)])[1])
             pipe_cpu.append(timed(pipe.process, [event("pipe") for _ in range(n)])[1])
+            serial_cpu.append(timed(serial.process, [event("pipe") for _ in range(n)])[1])
             with CodecMeter() as meter:  # its own pass: the meter's timers are not part of the figure above
                 metered = timed(pipe.process, [event("pipe") for _ in range(n // 2)])[1]
             codec_share.append(meter.cpu / (n // 2) / metered)
@@ -166,6 +171,7 @@ def cpu_section(n: int, tmp: Path, moto_url: str, profile: bool) -> dict[str, An
         out.update(
             sequential_cpu_ms=min(seq_cpu) * 1e3,
             pipeline_cpu_ms=min(pipe_cpu) * 1e3,
+            serial_cpu_ms=min(serial_cpu) * 1e3,
             worker_cpu_ms=min(worker_cpu) * 1e3,
             codec_share=common.median(codec_share),
         )
@@ -376,7 +382,8 @@ def run(
         cpu = cpu_section(n_cpu, Path(tmp), moto_url, profile)
         print(
             f"  CPU/event: one by one {cpu['sequential_cpu_ms']:.2f} ms, pipeline {cpu['pipeline_cpu_ms']:.2f} ms "
-            f"({cpu['pipeline_cpu_ms'] / cpu['sequential_cpu_ms']:.2f}x), SQS worker path "
+            f"({cpu['pipeline_cpu_ms'] / cpu['sequential_cpu_ms']:.2f}x; {cpu['serial_cpu_ms']:.2f} ms with "
+            f"KEAP_CONCURRENCY=1), SQS worker path "
             f"{cpu['worker_cpu_ms']:.2f} ms; codec share {cpu['codec_share']:.0%}"
         )
         lat = {"rows": []} if cpu_only else latency_section(n_lat, Path(tmp), latencies, tag_counts, growth_latency=50)
