@@ -430,3 +430,18 @@ def test_reset_over_http_returns_to_the_seeded_world(emu, keap):
     assert status == 200 and json.loads(raw) == {"reset": True}
     assert emu.model.contact_ids() == []
     assert emu.calls() == []
+
+
+def test_a_client_hanging_up_is_not_reported_as_an_emulator_error(emu, capsys):
+    # A function killed mid-call leaves the emulator writing to a closed socket: routine, not a bug to print.
+    httpd = emu._httpd
+    try:
+        raise BrokenPipeError(32, "Broken pipe")
+    except BrokenPipeError:
+        httpd.handle_error(None, ("127.0.0.1", 1))
+    assert capsys.readouterr().err == ""
+    try:
+        raise ValueError("a real emulator bug")
+    except ValueError:
+        httpd.handle_error(None, ("127.0.0.1", 1))
+    assert "a real emulator bug" in capsys.readouterr().err
