@@ -12,12 +12,14 @@ FAKE_AWS = {
 
 @pytest.fixture(scope="session")
 def moto_url():
-    """One moto server (SQS, DynamoDB, EventBridge, Secrets Manager) for the session, on 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
+    """One moto server (SQS, DynamoDB, EventBridge, Secrets Manager) for the session, on 127.0.0.1, with
+    keep-alive connections as AWS's endpoints and the local stack's moto have them."""
+    from keap_relay_local.motohttp import MotoHTTPServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = MotoHTTPServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    yield f"http://127.0.0.1:{server._server.port}"
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
     server.stop()
 
 
