@@ -67,34 +67,32 @@ def _wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30)
 
 
 @contextlib.contextmanager
-def emulator(latency_ms: int = 0, quota: str | None = None) -> Iterator[str]:
-    """A Keap emulator in its own process (its CPU is not the caller's); yields its base URL."""
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "keap_emulator",
-        "serve",
-        "--port",
-        str(port),
-        "--api-key",
-        EMULATOR_KEY,
-        "--latency-ms",
-        str(latency_ms),
-        "--quiet",
-    ]
-    if quota:
-        argv += ["--quota", quota]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": CHILD_PYTHONPATH}
-    )
+def _child_server(
+    argv: list[str], probe_path: str, what: str, port: int, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """A server in its own process on loopback (its CPU is not the caller's), our code on its path; yields its
+    base URL once `probe_path` answers, and stops it on the way out."""
+    env = {**os.environ, **(env or {}), "PYTHONPATH": CHILD_PYTHONPATH}
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     base = f"http://{HOST}:{port}"
     try:
-        _wait_http(f"{base}/_emulator/state", proc, "the emulator")
+        _wait_http(base + probe_path, proc, what)
         yield base
     finally:
         proc.terminate()
         proc.wait()
+
+
+@contextlib.contextmanager
+def emulator(latency_ms: int = 0, quota: str | None = None) -> Iterator[str]:
+    """A Keap emulator in its own process; yields its base URL."""
+    port = free_port()
+    argv = [sys.executable, "-m", "keap_emulator", "serve", "--port", str(port), "--api-key", EMULATOR_KEY,
+            "--latency-ms", str(latency_ms), "--quiet"]  # fmt: skip
+    if quota:
+        argv += ["--quota", quota]
+    with _child_server(argv, "/_emulator/state", "the emulator", port) as base:
+        yield base
 
 
 @contextlib.contextmanager
@@ -107,19 +105,9 @@ def moto(keep_alive: bool = True) -> Iterator[str]:
     """
     port = free_port()
     module = "keap_relay_local.motohttp" if keep_alive else "moto.server"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, "-H", HOST, "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **FAKE_AWS, "PYTHONPATH": CHILD_PYTHONPATH},
-    )
-    url = f"http://{HOST}:{port}"
-    try:
-        _wait_http(f"{url}/moto-api/data.json", proc, "moto")
+    argv = [sys.executable, "-m", module, "-H", HOST, "-p", str(port)]
+    with _child_server(argv, "/moto-api/data.json", "moto", port, FAKE_AWS) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 def provision(moto_url: str, visibility_timeout: int = 180):

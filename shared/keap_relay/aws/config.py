@@ -91,7 +91,7 @@ class Settings:
             shared_rate = float(env["KEAP_RATE_LIMIT"]) if env.get("KEAP_RATE_LIMIT") else None
             max_age = int(env.get("MAX_EVENT_AGE_SECONDS") or 4 * 86400)
             timeout = int(env.get("FUNCTION_TIMEOUT_SECONDS") or 30)
-            concurrency = int(env.get("KEAP_CONCURRENCY") or 4)
+            concurrency = int(env.get("KEAP_CONCURRENCY") or cls.keap_concurrency)
         except ValueError as exc:
             raise ConfigError(
                 "MAX_RECEIVE_COUNT, KEAP_MAX_CALLS_PER_SECOND, KEAP_RATE_LIMIT, KEAP_CONCURRENCY, RETRY_BASE_SECONDS, "

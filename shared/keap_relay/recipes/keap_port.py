@@ -28,8 +28,25 @@ class KeapPort(Protocol):
     def opt_out(self, contact_id: int, email: str, reason: str) -> Any: ...
 
 
-class ContactServicePort:
+class _ClientPort:
+    """What both ports share: the client they drive, and the rate limiter's hint."""
+
+    def __init__(self, client: ContactService | RestClient) -> None:
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.client!r})"
+
+    def expect_calls(self, calls: int) -> None:
+        """Tell the rate limiter how many calls follow: a budget shared in DynamoDB books them in one write."""
+        if self.client.rate_limiter is not None:
+            self.client.rate_limiter.expect(calls)
+
+
+class ContactServicePort(_ClientPort):
     """KeapPort over the XML-RPC ContactService client (goals via FunnelService, opt-out via APIEmailService)."""
+
+    client: ContactService
 
     # port operation -> the XML-RPC method it makes (reported in run results)
     call_names: dict[str, str] = {
@@ -46,16 +63,6 @@ class ContactServicePort:
         "opt_out": "APIEmailService.optOut",
     }
 
-    def __init__(self, client: ContactService) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"ContactServicePort({self.client!r})"
-
-    def expect_calls(self, calls: int) -> None:
-        """Tell the rate limiter how many calls follow: a budget shared in DynamoDB books them in one write."""
-        if self.client.rate_limiter is not None:
-            self.client.rate_limiter.expect(calls)
 
     def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> int:
         return self.client.add_with_dup_check(fields, dup_check)
@@ -93,9 +100,11 @@ class ContactServicePort:
         return self.client.call("APIEmailService.optOut", email, reason)
 
 
-class RestPort:
+class RestPort(_ClientPort):
     """KeapPort over the REST v2 client. Pausing a sequence and running an action set have no v2 call: the
     routes check refuses rules that need them, and these methods raise KeapUnsupportedOperation."""
+
+    client: RestClient
 
     # port operation -> the REST v2 operation it makes (reported in run results)
     call_names: dict[str, str] = {
@@ -112,16 +121,6 @@ class RestPort:
         "opt_out": "rest.updateEmailAddressStatus",
     }
 
-    def __init__(self, client: RestClient) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"RestPort({self.client!r})"
-
-    def expect_calls(self, calls: int) -> None:
-        """Tell the rate limiter how many calls follow: a budget shared in DynamoDB books them in one write."""
-        if self.client.rate_limiter is not None:
-            self.client.rate_limiter.expect(calls)
 
     @staticmethod
     def _one(operation: str, contact_id: int, outcomes: dict[int, str]) -> str:

@@ -168,6 +168,13 @@ def require_header(headers: Mapping[str, str], name: str, shape: str) -> str:
     return value
 
 
+def verify_body_b64_hmac(headers: Mapping[str, str], raw_body: bytes, secret: str, header: str) -> None:
+    """Raise SignatureInvalid unless `header` holds the base64 HMAC-SHA256 of the raw body under `secret`."""
+    given = require_header(headers, header, "<base64>")
+    if not same(given, b64_hmac(secret, raw_body)):
+        raise SignatureInvalid(f"{header} does not match the body")
+
+
 def verify_token(query: Mapping[str, str], secret: str) -> None:
     """Raise SignatureInvalid unless ?token= equals the source's secret (constant time; never echoed)."""
     given = query.get(TOKEN_PARAM, "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import EventIgnored, SignatureInvalid
+from ..errors import EventIgnored
 from ._common import (
     JSON,
     address,
@@ -21,10 +21,9 @@ from ._common import (
     money,
     prune,
     quantity,
-    require_header,
     require_media,
-    same,
     text,
+    verify_body_b64_hmac,
 )
 
 SOURCE = "shopify"
@@ -53,9 +52,7 @@ def sign(raw_body: bytes, secret: str, *, topic: str | None = None) -> dict[str,
 
 def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
     """Raise SignatureInvalid unless X-Shopify-Hmac-Sha256 is the base64 HMAC of the body."""
-    given = require_header(headers, SIGNATURE_HEADER, "<base64>")
-    if not same(given, b64_hmac(secret, raw_body)):
-        raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match the body")
+    verify_body_b64_hmac(headers, raw_body, secret, SIGNATURE_HEADER)
 
 
 def _item(line: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import EventIgnored, SignatureInvalid
+from ..errors import EventIgnored
 from ._common import (
     JSON,
     as_dict,
@@ -18,10 +18,9 @@ from ._common import (
     iso_time,
     json_object,
     prune,
-    require_header,
     require_media,
-    same,
     text,
+    verify_body_b64_hmac,
 )
 
 SOURCE = "tally"
@@ -41,9 +40,7 @@ def sign(raw_body: bytes, secret: str) -> dict[str, str]:
 
 def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
     """Raise SignatureInvalid unless Tally-Signature is the base64 HMAC of the body under the signing secret."""
-    given = require_header(headers, SIGNATURE_HEADER, "<base64>")
-    if not same(given, b64_hmac(secret, raw_body)):
-        raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match the body")
+    verify_body_b64_hmac(headers, raw_body, secret, SIGNATURE_HEADER)
 
 
 def _field(field: dict[str, Any]) -> str | None:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import EventIgnored, SignatureInvalid
+from ..errors import EventIgnored
 from ._common import (
     FORM,
     JSON,
@@ -24,10 +24,9 @@ from ._common import (
     money,
     prune,
     quantity,
-    require_header,
     require_media,
-    same,
     text,
+    verify_body_b64_hmac,
 )
 
 SOURCE = "woocommerce"
@@ -60,9 +59,7 @@ def handshake(method: str, headers: Mapping[str, str], raw_body: bytes) -> dict[
 
 def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
     """Raise SignatureInvalid unless X-WC-Webhook-Signature is the base64 HMAC of the body."""
-    given = require_header(headers, SIGNATURE_HEADER, "<base64>")
-    if not same(given, b64_hmac(secret, raw_body)):
-        raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match the body")
+    verify_body_b64_hmac(headers, raw_body, secret, SIGNATURE_HEADER)
 
 
 def _item(line: dict[str, Any]) -> dict[str, Any]:
