@@ -27,10 +27,12 @@ run: $(STAMP)  ## start the local stack (emulator, moto, gateway, functions) on 
 
 test: $(STAMP)  ## lint and run the whole test suite
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)  ## ruff, cfn-lint and sam validate --lint
+lint: $(STAMP)  ## ruff (check and format), cfn-lint and sam validate --lint
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint
 

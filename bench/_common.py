@@ -87,8 +87,19 @@ def _child_server(
 def emulator(latency_ms: int = 0, quota: str | None = None) -> Iterator[str]:
     """A Keap emulator in its own process; yields its base URL."""
     port = free_port()
-    argv = [sys.executable, "-m", "keap_emulator", "serve", "--port", str(port), "--api-key", EMULATOR_KEY,
-            "--latency-ms", str(latency_ms), "--quiet"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "keap_emulator",
+        "serve",
+        "--port",
+        str(port),
+        "--api-key",
+        EMULATOR_KEY,
+        "--latency-ms",
+        str(latency_ms),
+        "--quiet",
+    ]
     if quota:
         argv += ["--quota", quota]
     with _child_server(argv, "/_emulator/state", "the emulator", port) as base:

@@ -182,13 +182,19 @@ def run(
         envs = {}
         for function in FUNCTIONS:
             env = function_environment(
-                spec, function, deployed, moto_url=moto_url, region=common.REGION,
-                keap_url=keap + "/crm/xmlrpc/v1", keap_api_key=common.EMULATOR_KEY,
-                routes_file=common.ROOT / "config" / "routes.yaml", webhook_secrets=DEFAULT_WEBHOOK_SECRETS,
+                spec,
+                function,
+                deployed,
+                moto_url=moto_url,
+                region=common.REGION,
+                keap_url=keap + "/crm/xmlrpc/v1",
+                keap_api_key=common.EMULATOR_KEY,
+                routes_file=common.ROOT / "config" / "routes.yaml",
+                webhook_secrets=DEFAULT_WEBHOOK_SECRETS,
                 # The shared budget books every call in DynamoDB as deployed, at a rate that never makes the
                 # first invocation wait for the next second (that wait is pacing, not start-up).
                 extra={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "KEAP_RATE_LIMIT": "1000"},
-            )  # fmt: skip
+            )
             if secrets:
                 env = {k: v for k, v in env.items() if k not in ("KEAP_API_KEY", "WEBHOOK_SECRETS")} | secrets
             envs[function] = {**base_env, **env}

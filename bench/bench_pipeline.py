@@ -202,10 +202,10 @@ class AwsCalls:
     """Counts the SDK calls the worker makes (botocore's before-call event on the container's clients)."""
 
     def __init__(self) -> None:
-        from keap_relay.aws import durability, queue
+        from keap_relay.aws import idempotency, queue
 
         self.counts: dict[str, int] = {}
-        for make in (durability.dynamodb_client, queue.sqs_client):
+        for make in (idempotency.dynamodb_client, queue.sqs_client):
             make().meta.events.register("before-call.*.*", self._count)
 
     def _count(self, model: Any, **_: Any) -> None:
@@ -224,11 +224,19 @@ def per_kind(url: str, deployed: Any, n: int) -> dict[str, Any]:
     emails: list[str] = []
     for kind, function in KIND_FUNCTIONS.items():
         queue = {"form_submission": "Forms", "purchase": "Purchases", "unsubscribe": "Unsubscribes"}[kind]
-        worker = Pipeline(kind, Settings(
-            kind=kind, keap_url=url, routes_file=str(SHIPPED_ROUTES), keap_api_key_env=common.EMULATOR_KEY,
-            idempotency_table=deployed.table_names["IdempotencyTable"], queue_url=deployed.queue_urls[f"{queue}Queue"],
-            dlq_url=deployed.queue_urls[f"{queue}DLQ"], keap_rate_limit=WORKER_BUDGET,
-        ))  # fmt: skip
+        worker = Pipeline(
+            kind,
+            Settings(
+                kind=kind,
+                keap_url=url,
+                routes_file=str(SHIPPED_ROUTES),
+                keap_api_key_env=common.EMULATOR_KEY,
+                idempotency_table=deployed.table_names["IdempotencyTable"],
+                queue_url=deployed.queue_urls[f"{queue}Queue"],
+                dlq_url=deployed.queue_urls[f"{queue}DLQ"],
+                keap_rate_limit=WORKER_BUDGET,
+            ),
+        )
         arn = deployed.queue_arns[f"{queue}Queue"]
 
         def make(kind: str = kind) -> dict[str, Any]:
@@ -273,16 +281,24 @@ def ingest_cpu(deployed: Any, n: int) -> dict[str, Any]:
 
     def request() -> dict[str, Any]:
         body = json.dumps({**sample_event("form_submission"), "source": "generic"}, separators=(",", ":"))
-        headers = dict(sample["headers"], **{
-            "content-length": str(len(body)),
-            "x-relay-signature": "sha256=" + hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest(),
-        })  # fmt: skip
+        headers = dict(
+            sample["headers"],
+            **{
+                "content-length": str(len(body)),
+                "x-relay-signature": "sha256=" + hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest(),
+            },
+        )
         return {**sample, "body": body, "headers": headers}
 
-    ingest = Pipeline("form_submission", Settings(
-        kind="form_submission", routes_file=str(SHIPPED_ROUTES), queue_url=deployed.queue_urls["FormsQueue"],
-        webhook_secrets_env=json.dumps(DEFAULT_WEBHOOK_SECRETS),
-    ))  # fmt: skip
+    ingest = Pipeline(
+        "form_submission",
+        Settings(
+            kind="form_submission",
+            routes_file=str(SHIPPED_ROUTES),
+            queue_url=deployed.queue_urls["FormsQueue"],
+            webhook_secrets_env=json.dumps(DEFAULT_WEBHOOK_SECRETS),
+        ),
+    )
     with common.muted():
         answer = ingest.handle(request())
     if answer["statusCode"] != 202:
@@ -366,8 +382,10 @@ def latency_section(
                     f"  latency {lat:>3} ms, {tags:>2} tags, {bound:>2} in flight: pipeline {p_wall * 1e3:7.1f} "
                     f"ms/event, one by one {s_wall * 1e3:7.1f} ms/event, ratio {p_wall / s_wall:.2f}"
                 )
-    return {"rows": sorted(rows, key=lambda r: (r["latency_ms"], r["concurrency"] != default, r["tags"])),
-            "default_concurrency": default}
+    return {
+        "rows": sorted(rows, key=lambda r: (r["latency_ms"], r["concurrency"] != default, r["tags"])),
+        "default_concurrency": default,
+    }
 
 
 def run(

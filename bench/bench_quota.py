@@ -131,10 +131,17 @@ def run(quick: bool = False, seconds: int | None = None) -> dict[str, Any]:
         pollers = []
         for function, (kind, _) in KINDS.items():
             env = function_environment(
-                spec, function, deployed, moto_url=moto_url, region=common.REGION, keap_url=keap + "/crm/xmlrpc/v1",
-                keap_api_key=common.EMULATOR_KEY, routes_file=routes, webhook_secrets={},
+                spec,
+                function,
+                deployed,
+                moto_url=moto_url,
+                region=common.REGION,
+                keap_url=keap + "/crm/xmlrpc/v1",
+                keap_api_key=common.EMULATOR_KEY,
+                routes_file=routes,
+                webhook_secrets={},
                 extra={"KEAP_RATE_LIMIT": str(int(rate)), "KEAP_MAX_CALLS_PER_SECOND": "", "RETRY_BASE_SECONDS": "1"},
-            )  # fmt: skip
+            )
             fn = spec.functions[function]
             for worker in range(WORKERS_PER_KIND):
                 container = pipeline_class(kind, Settings.from_env(kind, env))
@@ -155,11 +162,16 @@ def run(quick: bool = False, seconds: int | None = None) -> dict[str, Any]:
                             meter.batches.append((time.time(), time.monotonic() - started))
 
                 poller = QueuePoller(
-                    f"{function}-{worker}", sqs=client("sqs", moto_url, common.REGION),
-                    queue_url=deployed.queue_urls[fn.queue], queue_arn=deployed.queue_arns[fn.queue],
-                    invoke=invoke, region=common.REGION, batch_size=fn.batch_size,
-                    batching_window=fn.batching_window, report_item_failures=True,
-                )  # fmt: skip
+                    f"{function}-{worker}",
+                    sqs=client("sqs", moto_url, common.REGION),
+                    queue_url=deployed.queue_urls[fn.queue],
+                    queue_arn=deployed.queue_arns[fn.queue],
+                    invoke=invoke,
+                    region=common.REGION,
+                    batch_size=fn.batch_size,
+                    batching_window=fn.batching_window,
+                    report_item_failures=True,
+                )
                 pollers.append(poller)
         started = time.time()
         with common.muted():  # EMF metrics and log lines go to stdout, as in Lambda

@@ -42,9 +42,9 @@ for _path in (ROOT / "shared", ROOT / "local"):
         sys.path.insert(0, str(_path))
 
 from keap_emulator import FaultPlan  # noqa: E402
-from keap_relay.recipes.keap_port import ContactServicePort  # noqa: E402
-from keap_relay.recipes.plan import plan as plan_event  # noqa: E402
-from keap_relay.recipes.routes import load_routes  # noqa: E402
+from keap_relay.routing.keap_port import ContactServicePort  # noqa: E402
+from keap_relay.routing.plan import plan as plan_event  # noqa: E402
+from keap_relay.routing.routes import load_routes  # noqa: E402
 from keap_relay_local.dlq import DeadLetter  # noqa: E402
 from keap_relay_local.stack import LocalStack, peek_queue  # noqa: E402
 
@@ -418,9 +418,11 @@ def _unanswered_once_only_calls(
     return [
         c["injected"] if c["injected"] != "5xx" else str(c["http_status"])
         for c in calls
-        if c["method"] == "ContactService.runActionSequence" and not c["applied"] and first_sent - 1 <= c["at"] <= high
+        if c["method"] == "ContactService.runActionSequence"
+        and not c["applied"]
+        and first_sent - 1 <= c["at"] <= high
         and (c["injected"] == "drop" or c["http_status"] in MAYBE_DELIVERED_STATUSES)
-    ]  # fmt: skip
+    ]
 
 
 def _read_dead_letters(stack: LocalStack) -> list[DeadLetter]:
@@ -448,10 +450,13 @@ def _explain(dup: dict[str, Any], kills: list[Kill], calls: list[dict[str, Any]]
     first = dup["times"][0]
     window = [k for k in kills if k.function == dup["function"] and CRASH_WINDOW[0] <= k.at - first <= CRASH_WINDOW[1]]
     lost = [
-        c for c in calls
-        if c["method"] == dup["method"] and c["applied"] and ANSWER_WINDOW[0] <= c["at"] - first <= ANSWER_WINDOW[1]
+        c
+        for c in calls
+        if c["method"] == dup["method"]
+        and c["applied"]
+        and ANSWER_WINDOW[0] <= c["at"] - first <= ANSWER_WINDOW[1]
         and (c["injected"] in LOST_ANSWERS or c.get("slow"))
-    ]  # fmt: skip
+    ]
     dup["kills_that_could_have_caused_it"] = len(window)
     dup["lost_answers_that_could_have_caused_it"] = len(lost)
     dup["lost_answer_kinds"] = sorted({"slow" if c.get("slow") else c["injected"] for c in lost})
@@ -479,11 +484,18 @@ def _duplicates(
         for (contact, thing), times in table.items():
             if len(times) > 1:
                 event = owners.get(contact, {})
-                out.append({
-                    "effect": what, "contact": contact, "id": thing, "times": sorted(times), "method": method,
-                    "event_id": event.get("id"), "function": FUNCTION_OF.get(event.get("kind", ""), "?"),
-                    "extra": len(times) - 1,
-                })  # fmt: skip
+                out.append(
+                    {
+                        "effect": what,
+                        "contact": contact,
+                        "id": thing,
+                        "times": sorted(times),
+                        "method": method,
+                        "event_id": event.get("id"),
+                        "function": FUNCTION_OF.get(event.get("kind", ""), "?"),
+                        "extra": len(times) - 1,
+                    }
+                )
     return out, starts, runs
 
 
@@ -500,9 +512,11 @@ def run(cfg: RunConfig, log: Any = print) -> Report:
         events, deliveries, seeded = build_workload(cfg)
         report.events = len(events)
         with LocalStack(
-            routes_file=routes_file, visibility_timeout=cfg.visibility_timeout, function_timeout=cfg.function_timeout,
+            routes_file=routes_file,
+            visibility_timeout=cfg.visibility_timeout,
+            function_timeout=cfg.function_timeout,
             function_env={"POWERTOOLS_LOG_LEVEL": "WARNING"},
-        ) as stack:  # fmt: skip
+        ) as stack:
             model = stack.emulator.model
             seed_unsubscribers(stack.emulator, seeded)
             baseline = {
@@ -560,13 +574,18 @@ def run(cfg: RunConfig, log: Any = print) -> Report:
             report.kills = len(killer.kills)
             report.kills_mid_batch = sum(1 for k in killer.kills if k.mid_batch)
             _count_calls(report, calls, faults)
-            report.deliveries = {**dict(sender.by_channel), "total": len(deliveries),
-                                 "duplicates": sum(1 for d in deliveries if d.copy)}  # fmt: skip
+            report.deliveries = {
+                **dict(sender.by_channel),
+                "total": len(deliveries),
+                "duplicates": sum(1 for d in deliveries if d.copy),
+            }
             report.sender_retries = sender.retries
             report.webhooks_never_accepted = len(sender.failed)
     for dup in report.duplicate_details:
-        key = {"crash window": "duplicates_in_crash_windows", "lost answer after apply":
-               "duplicates_after_lost_answers"}.get(dup["cause"], "duplicates_unexplained")  # fmt: skip
+        key = {
+            "crash window": "duplicates_in_crash_windows",
+            "lost answer after apply": "duplicates_after_lost_answers",
+        }.get(dup["cause"], "duplicates_unexplained")
         setattr(report, key, getattr(report, key) + dup["extra"])
         report.duplicate_effects += dup["extra"]
     report.wall_seconds = round(time.monotonic() - wall, 1)
@@ -574,9 +593,17 @@ def run(cfg: RunConfig, log: Any = print) -> Report:
 
 
 def _account(
-    report: Report, events: list[dict[str, Any]], routes: Any, model: Any, starts: Any, runs: Any,
-    letters: list[DeadLetter], queued: set[str], calls: list[dict[str, Any]], first_sent: dict[str, float],
-) -> None:  # fmt: skip
+    report: Report,
+    events: list[dict[str, Any]],
+    routes: Any,
+    model: Any,
+    starts: Any,
+    runs: Any,
+    letters: list[DeadLetter],
+    queued: set[str],
+    calls: list[dict[str, Any]],
+    first_sent: dict[str, float],
+) -> None:
     by_event: dict[str, list[DeadLetter]] = defaultdict(list)
     for letter in letters:
         by_event[letter.event_id].append(letter)
@@ -605,10 +632,15 @@ def _account(
             only_action_sets = all(m.startswith("action set") for m in missing)
             if only_action_sets and evidence:
                 report.lost_to_unknown_outcomes += 1
-            report.lost_details.append({"event_id": event["id"], "kind": event["kind"], "missing": missing,
-                                        "unanswered_once_only_calls": evidence,
-                                        "cause": "outcome-unknown step never run" if only_action_sets and evidence
-                                        else "unexplained"})  # fmt: skip
+            report.lost_details.append(
+                {
+                    "event_id": event["id"],
+                    "kind": event["kind"],
+                    "missing": missing,
+                    "unanswered_once_only_calls": evidence,
+                    "cause": "outcome-unknown step never run" if only_action_sets and evidence else "unexplained",
+                }
+            )
     report.dead_letter_reasons = dict(reasons)
 
 
@@ -716,11 +748,17 @@ def main(argv: list[str] | None = None) -> int:
         print(render(report))
         return 0 if meets_targets(report) else 1
     cfg = RunConfig(
-        events=args.events, seed=args.seed, outage_seconds=args.outage_seconds, kill_every=args.kill_every,
-        send_rate=args.send_rate, slow_windows=args.slow_windows, duplicate_share=args.duplicate_share,
-        permanent_share=args.permanent_share, function_timeout=args.function_timeout,
+        events=args.events,
+        seed=args.seed,
+        outage_seconds=args.outage_seconds,
+        kill_every=args.kill_every,
+        send_rate=args.send_rate,
+        slow_windows=args.slow_windows,
+        duplicate_share=args.duplicate_share,
+        permanent_share=args.permanent_share,
+        function_timeout=args.function_timeout,
         later_copy_seconds=tuple(args.later_copy_seconds),
-    )  # fmt: skip
+    )
     # Killed invocations and refused webhooks are the point of the run; their warnings would drown the report.
     logging.getLogger("keap_relay_local").setLevel(logging.ERROR)
     report = run(cfg, log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -37,10 +37,13 @@ def loop(path: str, events: int) -> None:
                 make = bp.event
             else:
                 worker = bp.pipeline_for(
-                    url, str(routes), idempotency_table=deployed.table_names["IdempotencyTable"],
-                    queue_url=deployed.queue_urls["FormsQueue"], dlq_url=deployed.queue_urls["FormsDLQ"],
+                    url,
+                    str(routes),
+                    idempotency_table=deployed.table_names["IdempotencyTable"],
+                    queue_url=deployed.queue_urls["FormsQueue"],
+                    dlq_url=deployed.queue_urls["FormsDLQ"],
                     keap_rate_limit=bp.WORKER_BUDGET,
-                )  # fmt: skip
+                )
                 arn = deployed.queue_arns["FormsQueue"]
                 run = worker.handle
 
@@ -62,8 +65,9 @@ def report(raw: Path, top: int) -> None:
         if not stack:
             continue
         n = int(count)
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")" if " (" in f else f
-                  for f in stack.split(";")]
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")" if " (" in f else f for f in stack.split(";")
+        ]
         total += n
         own[frames[-1]] += n
         for frame in set(frames):

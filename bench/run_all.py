@@ -39,7 +39,9 @@ CHECK, CROSS = "✔", "✘"
 # 2026-11-26 on the machine above: the runner from git HEAD against the changed one, in one process,
 # interleaved, 16 rounds of 100 form events each, best round (medians: 1.72 → 1.62 ms).
 FIX_AB = {
-    "w_form": "13.4–14.5 → 8.0–9.4 (4 pairs)", "w_purchase": "14.3–14.4 → 9.0–9.5", "w_unsub": "16.7–17.2 → 9.7–10.3",
+    "w_form": "13.4–14.5 → 8.0–9.4 (4 pairs)",
+    "w_purchase": "14.3–14.4 → 9.0–9.5",
+    "w_unsub": "16.7–17.2 → 9.7–10.3",
 }
 
 
@@ -150,8 +152,12 @@ def summary_rows(d: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]
         for bounded in (False, True):
             # The default bound on follow-ups in flight, then a bound that lets every follow-up go at once.
             growth = [
-                r for r in lat["rows"] if r["latency_ms"] == 50 and (
-                    r.get("concurrency", default) != default or r["tags"] + 1 <= default if bounded
+                r
+                for r in lat["rows"]
+                if r["latency_ms"] == 50
+                and (
+                    r.get("concurrency", default) != default or r["tags"] + 1 <= default
+                    if bounded
                     else r.get("concurrency", default) == default
                 )
             ]
@@ -491,7 +497,7 @@ jsonschema resolves every `$ref` through its registry on every event), the INFO 
 (~11%), the follow-ups' thread hand-offs (a few %). The worker path: botocore, ~1.2–1.4 ms of CPU per
 DynamoDB round trip (signing, the user-agent string, the JSON protocol), 10 round trips per form event.
 Fixed:
-- `aws/budget.py`, `recipes/runner.py`: the runner tells the rate limiter how many calls follow; the shared
+- `aws/budget.py`, `routing/runner.py`: the runner tells the rate limiter how many calls follow; the shared
   budget books them with one unconditional `ADD calls :n` (`ReturnValues=UPDATED_NEW` says how many fit)
   and hands them out from a lease that dies with its one-second window; full windows are remembered, not
   probed again. The upsert's checkpoint joins the follow-ups' one write (repeating it finds the same

@@ -34,7 +34,7 @@ _KEAP_ENV_HELP = (
     "Keap is an emulator started on 127.0.0.1 unless KEAP_API_KEY or KEAP_URL is set in the environment: "
     "then the functions use that Keap (KEAP_URL defaults to https://api.infusionsoft.com/crm/xmlrpc/v1; "
     "KEAP_API_KEY to the emulator's key, for an emulator started with `python -m keap_emulator serve`). "
-    'WEBHOOK_SECRETS (a JSON object source -> secret) replaces the local secrets of events/local-secrets.json.'
+    "WEBHOOK_SECRETS (a JSON object source -> secret) replaces the local secrets of events/local-secrets.json."
 )
 
 
@@ -58,10 +58,13 @@ def _secrets_from_env() -> dict[str, str]:
 def _add_stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--routes", type=_routes_path, help=ROUTES_HELP)
     parser.add_argument(
-        "--visibility-timeout", type=int, default=DEFAULT_VISIBILITY_TIMEOUT, metavar="SECONDS",
+        "--visibility-timeout",
+        type=int,
+        default=DEFAULT_VISIBILITY_TIMEOUT,
+        metavar="SECONDS",
         help="visibility timeout of the local work queues, replacing the template's so that a failed record "
         "is retried after seconds, not minutes (default: %(default)s)",
-    )  # fmt: skip
+    )
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
 
 
@@ -112,9 +115,12 @@ def _print_run_banner(stack: LocalStack, info: dict[str, Any]) -> None:
     lines = ["", "keap-relay local stack is up", "", "Webhooks (API Gateway HTTP API stand-in):"]
     lines += [f"  {route}" for route in info["routes"]]
     if stack.emulator is not None:
-        lines += ["", f"Keap emulator (XML-RPC)  {stack.keap_url}",
-                  f"  state                  {info['emulator']}/_emulator/state",
-                  f"  call log               {info['emulator']}/_emulator/calls"]  # fmt: skip
+        lines += [
+            "",
+            f"Keap emulator (XML-RPC)  {stack.keap_url}",
+            f"  state                  {info['emulator']}/_emulator/state",
+            f"  call log               {info['emulator']}/_emulator/calls",
+        ]
     else:
         lines += ["", f"Keap: {stack.keap_url} (from KEAP_URL / KEAP_API_KEY; no emulator started)"]
     lines += ["", f"moto (SQS, EventBridge, DynamoDB)  {info['moto']}  region {info['region']}"]
@@ -139,9 +145,13 @@ def _wait_for_signal() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
     stack = LocalStack.from_env(
-        gateway_port=args.gateway_port, emulator_port=args.emulator_port, moto_port=args.moto_port,
-        routes_file=args.routes or DEFAULT_ROUTES, visibility_timeout=args.visibility_timeout, root=args.root,
-    )  # fmt: skip
+        gateway_port=args.gateway_port,
+        emulator_port=args.emulator_port,
+        moto_port=args.moto_port,
+        routes_file=args.routes or DEFAULT_ROUTES,
+        visibility_timeout=args.visibility_timeout,
+        root=args.root,
+    )
     state = args.root / STATE_DIR / STATE_FILE
     with stack:
         info = describe(stack)
@@ -195,11 +205,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ) as stack:
             emulator = stack.emulator
             outcomes = run_demo(
-                samples, gateway_url=stack.gateway_url, events=stack.events, sqs=stack.sqs,
-                dlq_urls={k: stack.dlq_url(k) for k in stack.kinds}, secrets=stack.webhook_secrets,
+                samples,
+                gateway_url=stack.gateway_url,
+                events=stack.events,
+                sqs=stack.sqs,
+                dlq_urls={k: stack.dlq_url(k) for k in stack.kinds},
+                secrets=stack.webhook_secrets,
                 drain=lambda: stack.wait_drained(60),
-                snapshot=(lambda: emulator.model.snapshot()) if emulator is not None else None, out=sys.stdout,
-            )  # fmt: skip
+                snapshot=(lambda: emulator.model.snapshot()) if emulator is not None else None,
+                out=sys.stdout,
+            )
     else:
         state_file = args.root / STATE_DIR / STATE_FILE
         known = json.loads(state_file.read_text(encoding="utf-8")) if state_file.exists() else {}
@@ -209,13 +224,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sqs = client("sqs", moto_url, region) if moto_url else None
         queues = known.get("queues") or {}
         outcomes = run_demo(
-            samples, gateway_url=args.gateway.rstrip("/"),
-            events=client("events", moto_url, region) if moto_url else None, sqs=sqs,
-            dlq_urls={k: q["dlq"] for k, q in queues.items() if q.get("dlq")}, secrets=_secrets_from_env(),
+            samples,
+            gateway_url=args.gateway.rstrip("/"),
+            events=client("events", moto_url, region) if moto_url else None,
+            sqs=sqs,
+            dlq_urls={k: q["dlq"] for k, q in queues.items() if q.get("dlq")},
+            secrets=_secrets_from_env(),
             drain=(lambda: wait_queues_empty(sqs, [q["queue"] for q in queues.values()])) if sqs else lambda: None,
             snapshot=(lambda: _http_json(emulator_url + "/_emulator/state")) if emulator_url else None,
             out=sys.stdout,
-        )  # fmt: skip
+        )
     failed = [o for o in outcomes if not o.applied]
     print(f"\n{len(outcomes) - len(failed)} of {len(outcomes)} samples applied.")
     return 1 if failed else 0
@@ -238,10 +256,14 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     raw = sys.stdin.read() if args.event == "-" else Path(args.event).read_text(encoding="utf-8")
     event = json.loads(raw)
     result, ok = invoke_function(
-        args.function, event, root=args.root, routes_file=args.routes or DEFAULT_ROUTES,
-        keap_api_key=os.environ.get("KEAP_API_KEY") or None, keap_url=os.environ.get("KEAP_URL") or None,
+        args.function,
+        event,
+        root=args.root,
+        routes_file=args.routes or DEFAULT_ROUTES,
+        keap_api_key=os.environ.get("KEAP_API_KEY") or None,
+        keap_url=os.environ.get("KEAP_URL") or None,
         webhook_secrets=_secrets_from_env(),
-    )  # fmt: skip
+    )
     print(json.dumps(result, indent=2, default=str))
     return 0 if ok else 1
 

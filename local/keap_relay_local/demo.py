@@ -22,9 +22,16 @@ from .stack import peek_queue, resolve_kind
 LATER_KINDS = frozenset({"unsubscribes"})
 
 # Headers API Gateway sets itself; a vendor's request does not carry them.
-_GATEWAY_HEADERS = frozenset({
-    "host", "content-length", "x-forwarded-for", "x-forwarded-port", "x-forwarded-proto", "x-amzn-trace-id",
-})  # fmt: skip
+_GATEWAY_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "x-forwarded-for",
+        "x-forwarded-port",
+        "x-forwarded-proto",
+        "x-amzn-trace-id",
+    }
+)
 
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -129,12 +136,16 @@ def send_http(gateway_url: str, sample: Sample, secrets: dict[str, str]) -> tupl
 def put_sample_event(events: Any, sample: Sample) -> str:
     """PutEvents with the sample's source, detail-type and detail; returns the event id or an error."""
     event = sample.event
-    response = events.put_events(Entries=[{
-        "Source": event.get("source", ""),
-        "DetailType": event.get("detail-type", ""),
-        "Detail": json.dumps(event.get("detail", {})),
-        "EventBusName": "default",
-    }])  # fmt: skip
+    response = events.put_events(
+        Entries=[
+            {
+                "Source": event.get("source", ""),
+                "DetailType": event.get("detail-type", ""),
+                "Detail": json.dumps(event.get("detail", {})),
+                "EventBusName": "default",
+            }
+        ]
+    )
     entry = response["Entries"][0]
     return str(entry.get("EventId") or entry.get("ErrorMessage") or "failed")
 
@@ -143,9 +154,10 @@ def describe_contacts(snapshot: dict[str, Any], email: str) -> dict[str, Any]:
     """What Keap (the emulator's snapshot) holds for one address."""
     needle = email.lower()
     contacts = [
-        c for c in snapshot.get("contacts", [])
+        c
+        for c in snapshot.get("contacts", [])
         if needle and needle in {str(c.get(f) or "").lower() for f in ("Email", "EmailAddress2", "EmailAddress3")}
-    ]  # fmt: skip
+    ]
     ids = [int(c["Id"]) for c in contacts]
     runs: dict[int, int] = {}
     for run in snapshot.get("action_set_runs", []):

@@ -27,9 +27,16 @@ DEFAULT_REGION = "us-east-1"
 
 # The reason the pipeline attaches to a dead letter (keap_relay.aws.queue.Failure), in display order.
 REASON_ATTRIBUTES = (
-    "ErrorClass", "FailedStep", "ErrorMessage", "AttemptCount", "Transient",
-    "Kind", "Source", "EventId", "FailedAt",
-)  # fmt: skip
+    "ErrorClass",
+    "FailedStep",
+    "ErrorMessage",
+    "AttemptCount",
+    "Transient",
+    "Kind",
+    "Source",
+    "EventId",
+    "FailedAt",
+)
 SUMMARY_MESSAGE = 120  # characters of ErrorMessage `list` shows; `show` prints all of it
 PEEK_HOLD_SECONDS = 20  # how long a listed message stays hidden if we died before releasing it
 RECEIVE_MAX = 10
@@ -194,11 +201,17 @@ class DeadLetterQueue:
         letters: dict[str, DeadLetter] = {}
         held: list[tuple[str, str]] = []
         while limit is None or len(letters) < limit:
-            messages = self.sqs.receive_message(
-                QueueUrl=self.url, MaxNumberOfMessages=RECEIVE_MAX, WaitTimeSeconds=0,
-                VisibilityTimeout=PEEK_HOLD_SECONDS, MessageAttributeNames=["All"],
-                MessageSystemAttributeNames=["All"],
-            ).get("Messages") or []  # fmt: skip
+            messages = (
+                self.sqs.receive_message(
+                    QueueUrl=self.url,
+                    MaxNumberOfMessages=RECEIVE_MAX,
+                    WaitTimeSeconds=0,
+                    VisibilityTimeout=PEEK_HOLD_SECONDS,
+                    MessageAttributeNames=["All"],
+                    MessageSystemAttributeNames=["All"],
+                ).get("Messages")
+                or []
+            )
             if not messages:
                 break
             for message in messages:
@@ -556,9 +569,12 @@ WHERE_HELP = (
 
 def _add_where(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--kind", required=True, type=resolve_kind, choices=sorted(KINDS),
+        "--kind",
+        required=True,
+        type=resolve_kind,
+        choices=sorted(KINDS),
         help="which function's DLQ: forms, purchases or unsubscribes",
-    )  # fmt: skip
+    )
     where = parser.add_argument_group("where (default: the local stack)")
     where.add_argument("--stack", metavar="NAME", help="a deployed keap-relay stack in AWS (CloudFormation outputs)")
     where.add_argument("--queue-url", metavar="URL", help="the kind's work queue URL (the redrive destination)")
@@ -583,9 +599,11 @@ def _add_show(parser: argparse.ArgumentParser) -> None:
 def _add_redrive(parser: argparse.ArgumentParser) -> None:
     _add_where(parser)
     parser.add_argument(
-        "--max-per-second", type=int, metavar="N",
+        "--max-per-second",
+        type=int,
+        metavar="N",
         help="move at most N messages a second (1-500; default: SQS chooses). Keep it near Keap's budget.",
-    )  # fmt: skip
+    )
     parser.add_argument("--no-wait", action="store_true", help="start the move task and return")
     parser.add_argument(
         "--timeout", type=float, default=300, metavar="SECONDS", help="how long to wait for it (default %(default)s)"
@@ -597,9 +615,11 @@ def _add_redrive(parser: argparse.ArgumentParser) -> None:
 def _add_purge(parser: argparse.ArgumentParser) -> None:
     _add_where(parser)
     parser.add_argument(
-        "--older-than", type=_duration_arg, metavar="AGE",
+        "--older-than",
+        type=_duration_arg,
+        metavar="AGE",
         help="only dead letters in the DLQ longer than AGE (7d, 12h, 30m, 45s)",
-    )  # fmt: skip
+    )
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 

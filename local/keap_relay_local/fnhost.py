@@ -187,12 +187,28 @@ class FunctionHost:
         self.root = root
         self._env = env
         self._argv = [
-            sys.executable, "-m", "keap_relay_local.fnhost",
-            "--function", function, "--root", str(root),
-            "--code-dir", code_dir or f"functions/{function}", "--handler", handler,
-            "--timeout", str(timeout), "--memory", str(memory), "--region", region,
-            "--lambda-name", f"keap-relay-local-{function}", "--parent-pid", str(os.getpid()),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "keap_relay_local.fnhost",
+            "--function",
+            function,
+            "--root",
+            str(root),
+            "--code-dir",
+            code_dir or f"functions/{function}",
+            "--handler",
+            handler,
+            "--timeout",
+            str(timeout),
+            "--memory",
+            str(memory),
+            "--region",
+            region,
+            "--lambda-name",
+            f"keap-relay-local-{function}",
+            "--parent-pid",
+            str(os.getpid()),
+        ]
         self.timeout = timeout
         self.start_timeout = start_timeout
         self._log = logging.getLogger(f"keap_relay_local.functions.{function}")
@@ -311,9 +327,11 @@ class FunctionHost:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=self.timeout + 2)
         try:
             conn.request(
-                "POST", "/invoke", body,
+                "POST",
+                "/invoke",
+                body,
                 {"Content-Type": "application/json", "X-Request-Id": request_id or str(uuid.uuid4())},
-            )  # fmt: skip
+            )
             response = conn.getresponse()
             payload = response.read()
             function_error = response.getheader(FUNCTION_ERROR_HEADER)

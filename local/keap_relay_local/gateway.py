@@ -22,10 +22,16 @@ API_ID = "local"
 log = logging.getLogger("keap_relay_local.gateway")
 
 # HTTP APIs pass these bodies as text and base64-encode everything else (form posts included).
-_TEXT_TYPES = frozenset({
-    "application/json", "application/javascript", "application/xml", "application/x-yaml",
-    "application/graphql", "application/ld+json",
-})  # fmt: skip
+_TEXT_TYPES = frozenset(
+    {
+        "application/json",
+        "application/javascript",
+        "application/xml",
+        "application/x-yaml",
+        "application/graphql",
+        "application/ld+json",
+    }
+)
 _TEXT_PREFIXES = ("text/",)
 _TEXT_SUFFIXES = ("+json", "+xml")
 
@@ -204,9 +210,16 @@ class Gateway:
             return _error_reply("not_found")
         route, params = found
         event = build_http_event(
-            route=route, path_parameters=params, method=method, raw_path=raw_path, raw_query=raw_query,
-            headers=headers, body=body, source_ip=source_ip, request_id=request_id,
-        )  # fmt: skip
+            route=route,
+            path_parameters=params,
+            method=method,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=headers,
+            body=body,
+            source_ip=source_ip,
+            request_id=request_id,
+        )
         try:
             result = self._invoke(route.function, event)
         except FunctionError as exc:

@@ -83,10 +83,17 @@ def invoke_function(
         stack.callback(moto.stop)
         deployed = provision(spec, moto.url, region, visibility_timeout=None)
         env = function_environment(
-            spec, function, deployed, moto_url=moto.url, region=region, keap_url=url,
-            keap_api_key=keap_api_key, routes_file=routes if routes.is_absolute() else base / routes,
-            webhook_secrets=webhook_secrets or DEFAULT_WEBHOOK_SECRETS, with_queue=False,
-        )  # fmt: skip
+            spec,
+            function,
+            deployed,
+            moto_url=moto.url,
+            region=region,
+            keap_url=url,
+            keap_api_key=keap_api_key,
+            routes_file=routes if routes.is_absolute() else base / routes,
+            webhook_secrets=webhook_secrets or DEFAULT_WEBHOOK_SECRETS,
+            with_queue=False,
+        )
         # Handler logs and metrics go to stderr, so stdout carries the result alone (pipe it to jq).
         with _environment(env), contextlib.redirect_stdout(sys.stderr):
             try:

@@ -47,17 +47,19 @@ def build_sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str)
     records = []
     for message in messages:
         body = message.get("Body", "")
-        records.append({
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": body,
-            "attributes": dict(message.get("Attributes") or {}),
-            "messageAttributes": lambda_message_attributes(message.get("MessageAttributes") or {}),
-            "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),  # noqa: S324
-            "eventSource": "aws:sqs",
-            "eventSourceARN": queue_arn,
-            "awsRegion": region,
-        })  # fmt: skip
+        records.append(
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": body,
+                "attributes": dict(message.get("Attributes") or {}),
+                "messageAttributes": lambda_message_attributes(message.get("MessageAttributes") or {}),
+                "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),  # noqa: S324
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+        )
     return {"Records": records}
 
 

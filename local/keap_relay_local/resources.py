@@ -139,9 +139,11 @@ def provision(spec: StackSpec, endpoint_url: str, region: str, visibility_timeou
         if rule.event_bus != "default":
             events.create_event_bus(Name=rule.event_bus)
         events.put_rule(
-            Name=rule.name, EventPattern=json.dumps(rule.event_pattern), State=rule.state,
+            Name=rule.name,
+            EventPattern=json.dumps(rule.event_pattern),
+            State=rule.state,
             EventBusName=rule.event_bus,
-        )  # fmt: skip
+        )
         targets = []
         for target in rule.targets:
             if target.queue is None or target.queue not in deployed.queue_arns:

@@ -164,10 +164,15 @@ class LocalStack:
 
         for name, fn in self.spec.functions.items():
             self._hosts[name] = FunctionHost(
-                name, root=self.root, env=self.function_environment(name), code_dir=fn.code_dir,
-                handler=fn.handler, timeout=self._function_timeout or fn.timeout, memory=fn.memory,
+                name,
+                root=self.root,
+                env=self.function_environment(name),
+                code_dir=fn.code_dir,
+                handler=fn.handler,
+                timeout=self._function_timeout or fn.timeout,
+                memory=fn.memory,
                 region=self.region,
-            )  # fmt: skip
+            )
         wait_all_ready(list(self._hosts.values()))
 
         for name, fn in self.spec.functions.items():
@@ -176,12 +181,16 @@ class LocalStack:
             # The batching window is capped below the shortened visibility timeout: a message received
             # early in the window must not become visible (and be received again) before the invoke.
             poller = QueuePoller(
-                name, sqs=client("sqs", self.moto.url, self.region),
-                queue_url=self.deployed.queue_urls[fn.queue], queue_arn=self.deployed.queue_arns[fn.queue],
-                invoke=self.invoke, region=self.region, batch_size=fn.batch_size,
+                name,
+                sqs=client("sqs", self.moto.url, self.region),
+                queue_url=self.deployed.queue_urls[fn.queue],
+                queue_arn=self.deployed.queue_arns[fn.queue],
+                invoke=self.invoke,
+                region=self.region,
+                batch_size=fn.batch_size,
                 batching_window=min(fn.batching_window, self.visibility_timeout / 2),
                 report_item_failures=fn.report_batch_item_failures,
-            )  # fmt: skip
+            )
             poller.start()
             self._pollers[name] = poller
 
@@ -232,11 +241,17 @@ class LocalStack:
         # A replaced timeout is the function's timeout for the code too (it paces a batch by it).
         timeout = {"FUNCTION_TIMEOUT_SECONDS": str(int(self._function_timeout))} if self._function_timeout else {}
         return function_environment(
-            self.spec, function, self.deployed,
-            moto_url=self.moto.url, region=self.region, keap_url=self.keap_url,
-            keap_api_key=self._keap_api_key, routes_file=self.routes_file,
-            webhook_secrets=self._webhook_secrets, extra={**timeout, **self._function_env},
-        )  # fmt: skip
+            self.spec,
+            function,
+            self.deployed,
+            moto_url=self.moto.url,
+            region=self.region,
+            keap_url=self.keap_url,
+            keap_api_key=self._keap_api_key,
+            routes_file=self.routes_file,
+            webhook_secrets=self._webhook_secrets,
+            extra={**timeout, **self._function_env},
+        )
 
     def reconfigure(self, routes_file: str | Path | None = None, function_env: dict[str, str] | None = None) -> None:
         """Deploy new settings: every function process restarts with the new environment."""
@@ -247,10 +262,15 @@ class LocalStack:
         for name, host in self._hosts.items():
             host.stop()
             self._hosts[name] = FunctionHost(
-                name, root=self.root, env=self.function_environment(name),
-                code_dir=self.spec.functions[name].code_dir, handler=self.spec.functions[name].handler,
-                timeout=host.timeout, memory=self.spec.functions[name].memory, region=self.region,
-            )  # fmt: skip
+                name,
+                root=self.root,
+                env=self.function_environment(name),
+                code_dir=self.spec.functions[name].code_dir,
+                handler=self.spec.functions[name].handler,
+                timeout=host.timeout,
+                memory=self.spec.functions[name].memory,
+                region=self.region,
+            )
         wait_all_ready(list(self._hosts.values()))
 
     # ---------------------------------------------------------------- what tests and the CLI use
@@ -336,10 +356,11 @@ class LocalStack:
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=self.queue_url(kind),
             AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
                 "ApproximateNumberOfMessagesDelayed",
             ],
-        )["Attributes"]  # fmt: skip
+        )["Attributes"]
         return {k.replace("ApproximateNumberOfMessages", "") or "Visible": int(v) for k, v in attributes.items()}
 
     def wait_drained(self, timeout: float = 30) -> None:
@@ -384,17 +405,19 @@ def function_environment(
         env.update(EMULATOR_ENV_OVERRIDES)
     env.update(LAMBDA_RUNTIME_ENV)
     env.update(FAKE_CREDENTIALS)
-    env.update({
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_LAMBDA_FUNCTION_NAME": f"keap-relay-local-{function}",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory),
-        "KEAP_URL": keap_url,
-        "KEAP_API_KEY": keap_api_key or EMULATOR_API_KEY,
-        "ROUTES_FILE": str(routes_file),
-        "WEBHOOK_SECRETS": json.dumps(webhook_secrets),
-    })  # fmt: skip
+    env.update(
+        {
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+            "AWS_ENDPOINT_URL": moto_url,
+            "AWS_LAMBDA_FUNCTION_NAME": f"keap-relay-local-{function}",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory),
+            "KEAP_URL": keap_url,
+            "KEAP_API_KEY": keap_api_key or EMULATOR_API_KEY,
+            "ROUTES_FILE": str(routes_file),
+            "WEBHOOK_SECRETS": json.dumps(webhook_secrets),
+        }
+    )
     env.pop("QUEUE_URL", None)
     if fn.queue is not None:
         queue = spec.queues[fn.queue]
@@ -434,22 +457,30 @@ def peek_queue(sqs: Any, queue_url: str, hold_seconds: int = 30) -> list[dict[st
     seen: dict[str, dict[str, Any]] = {}
     receipts: list[str] = []
     while True:
-        messages = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=hold_seconds,
-            MessageAttributeNames=["All"], MessageSystemAttributeNames=["All"],
-        ).get("Messages") or []  # fmt: skip
+        messages = (
+            sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                VisibilityTimeout=hold_seconds,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+            ).get("Messages")
+            or []
+        )
         if not messages:
             break
         for message in messages:
             receipts.append(message["ReceiptHandle"])
-            seen.setdefault(message["MessageId"], {
-                "message_id": message["MessageId"],
-                "body": message.get("Body", ""),
-                "attributes": {
-                    k: _attribute_value(v) for k, v in (message.get("MessageAttributes") or {}).items()
+            seen.setdefault(
+                message["MessageId"],
+                {
+                    "message_id": message["MessageId"],
+                    "body": message.get("Body", ""),
+                    "attributes": {k: _attribute_value(v) for k, v in (message.get("MessageAttributes") or {}).items()},
+                    "system_attributes": dict(message.get("Attributes") or {}),
                 },
-                "system_attributes": dict(message.get("Attributes") or {}),
-            })  # fmt: skip
+            )
     for start in range(0, len(receipts), 10):
         sqs.change_message_visibility_batch(
             QueueUrl=queue_url,

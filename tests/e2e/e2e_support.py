@@ -70,8 +70,9 @@ def form_event(email: str, form_id: str = "lT4Z3j") -> dict[str, Any]:
 
 def purchase_event(email: str, sku: str = "COURSE-101", total: str = "49.00") -> dict[str, Any]:
     item = {"sku": sku, "product_id": "7", "name": "Course", "quantity": 1, "unit_price": total}
-    return canonical("purchase", email, order={"id": uuid.uuid4().hex[:8], "total": total, "currency": "USD",
-                                               "items": [item]})  # fmt: skip
+    return canonical(
+        "purchase", email, order={"id": uuid.uuid4().hex[:8], "total": total, "currency": "USD", "items": [item]}
+    )
 
 
 def unsubscribe_event(email: str) -> dict[str, Any]:

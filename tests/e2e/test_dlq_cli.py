@@ -252,12 +252,17 @@ class _FakeCloudFormation:
 
 def test_a_deployed_stack_names_the_queues_through_its_outputs() -> None:
     base = "https://sqs.eu-west-1.amazonaws.com/111122223333/keap-relay-"
-    cloudformation = _FakeCloudFormation({
-        "FormsQueueUrl": base + "FormsQueue", "FormsDLQUrl": base + "FormsDLQ",
-        "PurchasesQueueUrl": base + "PurchasesQueue", "PurchasesDLQUrl": base + "PurchasesDLQ",
-    })  # fmt: skip
-    pair = dlq.aws_queues("purchases", stack="keap-relay", region="eu-west-1", sqs=object(),
-                          cloudformation=cloudformation)  # fmt: skip
+    cloudformation = _FakeCloudFormation(
+        {
+            "FormsQueueUrl": base + "FormsQueue",
+            "FormsDLQUrl": base + "FormsDLQ",
+            "PurchasesQueueUrl": base + "PurchasesQueue",
+            "PurchasesDLQUrl": base + "PurchasesDLQ",
+        }
+    )
+    pair = dlq.aws_queues(
+        "purchases", stack="keap-relay", region="eu-west-1", sqs=object(), cloudformation=cloudformation
+    )
     assert (pair.queue_url, pair.dlq_url) == (base + "PurchasesQueue", base + "PurchasesDLQ")
     assert cloudformation.asked == ["keap-relay"]
     with pytest.raises(LookupError, match="UnsubscribesQueueUrl"):
@@ -266,8 +271,13 @@ def test_a_deployed_stack_names_the_queues_through_its_outputs() -> None:
 
 def test_ages_are_read_and_shown_in_plain_units() -> None:
     assert [dlq.parse_duration(t) for t in ("7d", "12h", "30m", "45s", "90", "2w")] == [
-        7 * 86400, 12 * 3600, 1800, 45, 90, 14 * 86400,
-    ]  # fmt: skip
+        7 * 86400,
+        12 * 3600,
+        1800,
+        45,
+        90,
+        14 * 86400,
+    ]
     with pytest.raises(ValueError):
         dlq.parse_duration("a week")
     assert [dlq.human_age(s) for s in (0, 59, 61, 7200, 3 * 86400 + 5)] == ["0s", "59s", "1m", "2h", "3d"]

@@ -67,19 +67,31 @@ def effects(stack: LocalStack, email: str) -> dict[str, Any]:
 EXPECTED = {
     "form": {"tags": [100, 101], "sequences": [(11, "active")], "goals": [], "opted_out": 0, "starts": 1},
     # the newcustomer goal's automation applies tag 201
-    "purchase": {"tags": [100, 101, 200, 201], "sequences": [(11, "active"), (12, "active")],
-                 "goals": [("keaprelay", "newcustomer")], "opted_out": 0, "starts": 2},
+    "purchase": {
+        "tags": [100, 101, 200, 201],
+        "sequences": [(11, "active"), (12, "active")],
+        "goals": [("keaprelay", "newcustomer")],
+        "opted_out": 0,
+        "starts": 2,
+    },
     # the unsubscribed goal's automation removes tag 101
-    "unsubscribe": {"tags": [200, 201, 300], "sequences": [(11, "removed"), (12, "active")],
-                    "goals": [("keaprelay", "newcustomer"), ("keaprelay", "unsubscribed")], "opted_out": 1,
-                    "starts": 2},
+    "unsubscribe": {
+        "tags": [200, 201, 300],
+        "sequences": [(11, "removed"), (12, "active")],
+        "goals": [("keaprelay", "newcustomer"), ("keaprelay", "unsubscribed")],
+        "opted_out": 1,
+        "starts": 2,
+    },
 }
 
 
 def test_form_purchase_unsubscribe_have_the_same_effects_over_both_apis(stack: LocalStack) -> None:
     email = unique_email(f"both-{stack.api}")  # type: ignore[attr-defined]
-    steps = [("forms", form_event(email), "form"), ("purchases", purchase_event(email), "purchase"),
-             ("unsubscribes", unsubscribe_event(email), "unsubscribe")]
+    steps = [
+        ("forms", form_event(email), "form"),
+        ("purchases", purchase_event(email), "purchase"),
+        ("unsubscribes", unsubscribe_event(email), "unsubscribe"),
+    ]
     for kind, event, name in steps:
         status, _ = post_webhook(stack.webhook_url(kind), event)
         assert status == 202

@@ -155,6 +155,7 @@ def test_a_body_altered_after_signing_is_refused(stack: LocalStack) -> None:
 
 def test_a_transient_keap_failure_is_retried_through_the_queue_and_then_succeeds(stack: LocalStack) -> None:
     email = unique_email("flaky")
+
     def upserts() -> int:
         return sum(c["method"] == "ContactService.addWithDupCheck" and c["applied"] for c in stack.emulator.calls())
 

@@ -19,8 +19,14 @@ def run_cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subpr
     env = {k: v for k, v in os.environ.items() if k not in ("KEAP_API_KEY", "KEAP_URL", "WEBHOOK_SECRETS")}
     return subprocess.run(
         [sys.executable, "-m", "keap_relay_local", *args],
-        cwd=REPO, env=env, input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_help_names_every_command() -> None:
@@ -84,10 +90,24 @@ def test_run_starts_the_stack_prints_its_urls_and_its_curl_example_is_accepted()
     ports = [str(_free_port()) for _ in range(3)]
     env = {k: v for k, v in os.environ.items() if k not in ("KEAP_API_KEY", "KEAP_URL", "WEBHOOK_SECRETS")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "keap_relay_local", "run", "--gateway-port", ports[0], "--emulator-port", ports[1],
-         "--moto-port", ports[2]],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "keap_relay_local",
+            "run",
+            "--gateway-port",
+            ports[0],
+            "--emulator-port",
+            ports[1],
+            "--moto-port",
+            ports[2],
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 60

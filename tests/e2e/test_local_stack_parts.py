@@ -83,10 +83,17 @@ def test_which_bodies_an_http_api_passes_as_text(content_type: str | None, text:
 
 def test_http_event_joins_repeated_headers_and_query_values_with_commas() -> None:
     event = build_http_event(
-        route=ROUTE, path_parameters={"source": "x"}, method="POST", raw_path="/forms/x", raw_query="a=1&a=2&b=",
-        headers=[("X-Dup", "1"), ("x-dup", "2"), ("Host", "127.0.0.1:3000")], body=b"", source_ip="127.0.0.1",
-        request_id="rid", now=1795687333.18,
-    )  # fmt: skip
+        route=ROUTE,
+        path_parameters={"source": "x"},
+        method="POST",
+        raw_path="/forms/x",
+        raw_query="a=1&a=2&b=",
+        headers=[("X-Dup", "1"), ("x-dup", "2"), ("Host", "127.0.0.1:3000")],
+        body=b"",
+        source_ip="127.0.0.1",
+        request_id="rid",
+        now=1795687333.18,
+    )
     assert event["headers"]["x-dup"] == "1,2"
     assert event["headers"]["x-forwarded-port"] == "3000"
     assert event["queryStringParameters"] == {"a": "1,2", "b": ""}
@@ -122,23 +129,32 @@ def test_batch_item_failures_follow_lambdas_rules() -> None:
 
 def test_sqs_event_records_have_lambdas_shape() -> None:
     message = {
-        "MessageId": "m1", "ReceiptHandle": "r1", "Body": "{}", "MD5OfBody": "99914b932bd37a50b983c5e7c90ae93b",
+        "MessageId": "m1",
+        "ReceiptHandle": "r1",
+        "Body": "{}",
+        "MD5OfBody": "99914b932bd37a50b983c5e7c90ae93b",
         "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1"},
         "MessageAttributes": {"Bin": {"DataType": "Binary", "BinaryValue": b"\x01"}},
-    }  # fmt: skip
+    }
     (record,) = build_sqs_event([message], "arn:aws:sqs:us-east-1:123456789012:Q", "us-east-1")["Records"]
     assert record["eventSource"] == "aws:sqs"
     assert record["eventSourceARN"] == "arn:aws:sqs:us-east-1:123456789012:Q"
     assert record["attributes"]["ApproximateReceiveCount"] == "1"
     assert record["messageAttributes"]["Bin"] == {
-        "binaryValue": "AQ==", "dataType": "Binary", "stringListValues": [], "binaryListValues": []
-    }  # fmt: skip
+        "binaryValue": "AQ==",
+        "dataType": "Binary",
+        "stringListValues": [],
+        "binaryListValues": [],
+    }
 
 
 def test_kinds_can_be_named_by_folder_or_event_kind() -> None:
     assert [resolve_kind(k) for k in ("forms", "form_submission", "purchase", "unsubscribe")] == [
-        "forms", "forms", "purchases", "unsubscribes"
-    ]  # fmt: skip
+        "forms",
+        "forms",
+        "purchases",
+        "unsubscribes",
+    ]
 
 
 SNAPSHOT = {

@@ -26,11 +26,11 @@ SECRET = "s3cret-for-cold-start"
 # Loaded only by the worker path: the planner, the runner and the Keap clients, the routes file's parser,
 # Powertools' idempotency and batch.
 WORKER_ONLY = (
-    "keap_relay.recipes.plan",
-    "keap_relay.recipes.runner",
-    "keap_relay.keap",
+    "keap_relay.routing.plan",
+    "keap_relay.routing.runner",
+    "keap_relay.keap.rest",
     "keap_relay.keap.client",
-    "keap_relay.recipes.keap_port",
+    "keap_relay.routing.keap_port",
     "yaml",
     "aws_lambda_powertools.utilities.idempotency",
     "aws_lambda_powertools.utilities.batch",

@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from keap_emulator import EmulatorServer, FaultPlan
-from keap_relay.aws import durability
+from keap_relay.aws import idempotency
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import EventFailed, Pipeline
 
@@ -23,13 +23,16 @@ def emu():
 
 @pytest.fixture
 def table(aws_env):
-    durability.dynamodb_client.cache_clear()
+    idempotency.dynamodb_client.cache_clear()
     name = f"idem-{uuid.uuid4().hex[:8]}"
     boto3.client("dynamodb").create_table(
-        TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     yield name
-    durability.dynamodb_client.cache_clear()
+    idempotency.dynamodb_client.cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -45,16 +48,22 @@ def routes(tmp_path):
 
 
 def pipeline(emu, table, tmp_path):
-    settings = Settings(kind="purchase", keap_url=emu.url, routes_file=routes(tmp_path), keap_api_key_env=KEY,
-                        idempotency_table=table)
+    settings = Settings(
+        kind="purchase", keap_url=emu.url, routes_file=routes(tmp_path), keap_api_key_env=KEY, idempotency_table=table
+    )
     p = Pipeline("purchase", settings)
     p.runner.keap.client.max_attempts = 1
     return p
 
 
 def purchase(event_id="o-1", source="shopify", email="buyer@example.com"):
-    return {"kind": "purchase", "source": source, "id": event_id, "contact": {"email": email},
-            "order": {"id": "1001", "total": "49.00", "currency": "USD", "items": [{"sku": "COURSE-101"}]}}
+    return {
+        "kind": "purchase",
+        "source": source,
+        "id": event_id,
+        "contact": {"email": email},
+        "order": {"id": "1001", "total": "49.00", "currency": "USD", "items": [{"sku": "COURSE-101"}]},
+    }
 
 
 def keap_calls(emu):
@@ -109,9 +118,18 @@ def test_checkpoints_live_beside_the_idempotency_record_with_a_ttl(emu, table, t
 
 
 def sqs_record(body, attributes=None):
-    return {"Records": [{"messageId": "m0", "receiptHandle": "h0", "body": json.dumps(body), "eventSource": "aws:sqs",
-                         "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
-                         "messageAttributes": attributes or {}}]}
+    return {
+        "Records": [
+            {
+                "messageId": "m0",
+                "receiptHandle": "h0",
+                "body": json.dumps(body),
+                "eventSource": "aws:sqs",
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+                "messageAttributes": attributes or {},
+            }
+        ]
+    }
 
 
 def dead_letters(sqs, url):
@@ -123,15 +141,21 @@ def dead_letters(sqs, url):
 
 @pytest.mark.parametrize("keap_ran_it", [True, False])
 def test_an_action_set_whose_answer_was_lost_is_never_rerun_but_dead_lettered_for_a_person(
-        emu, table, tmp_path, sqs, keap_ran_it):
+    emu, table, tmp_path, sqs, keap_ran_it
+):
     dlq = sqs.create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:6]}")["QueueUrl"]
-    settings = Settings(kind="purchase", keap_url=emu.url, routes_file=routes(tmp_path), keap_api_key_env=KEY,
-                        idempotency_table=table, dlq_url=dlq)
+    settings = Settings(
+        kind="purchase",
+        keap_url=emu.url,
+        routes_file=routes(tmp_path),
+        keap_api_key_env=KEY,
+        idempotency_table=table,
+        dlq_url=dlq,
+    )
     p = Pipeline("purchase", settings)
     event = purchase(f"o-lost-{keap_ran_it}", email=f"lost-{keap_ran_it}@example.com")
     # The connection drops after the request was sent: Keap ran the action set, or never got to it.
-    emu.set_faults(FaultPlan(rate_drop=1.0, drop_after_apply=keap_ran_it,
-                             methods={"ContactService.runActionSequence"}))
+    emu.set_faults(FaultPlan(rate_drop=1.0, drop_after_apply=keap_ran_it, methods={"ContactService.runActionSequence"}))
     assert p.handle(sqs_record(event)) == {"batchItemFailures": []}
     emu.set_faults(FaultPlan())
     [cid] = emu.model.find_ids_by_email(event["contact"]["email"])
@@ -149,8 +173,10 @@ def test_an_action_set_whose_answer_was_lost_is_never_rerun_but_dead_lettered_fo
 
     if not keap_ran_it:
         # The person checked Keap and redrove the dead letter (its attributes travel with it): now it runs, once.
-        redriven = {k: {"stringValue": v["StringValue"], "dataType": v["DataType"]}
-                    for k, v in letter["MessageAttributes"].items()}
+        redriven = {
+            k: {"stringValue": v["StringValue"], "dataType": v["DataType"]}
+            for k, v in letter["MessageAttributes"].items()
+        }
         assert p.handle(sqs_record(event, redriven)) == {"batchItemFailures": []}
         assert len(emu.model.action_set_runs(cid)) == 1
         assert dead_letters(sqs, dlq) == []
@@ -177,18 +203,20 @@ class MemoryCheckpoints:
 
 
 def test_safe_follow_ups_are_checkpointed_in_one_write_once_only_steps_at_once(emu, table, tmp_path):
-    from keap_relay.recipes.plan import plan
-    from keap_relay.recipes.routes import load_routes
+    from keap_relay.routing.plan import plan
+    from keap_relay.routing.routes import load_routes
 
     p = pipeline(emu, table, tmp_path)
     checkpoints = MemoryCheckpoints()
     result = p.runner.run(plan(purchase("o-w"), load_routes(p.settings.routes_file)), checkpoints)
     [cid] = result.contact_ids
     # The upsert is safe to repeat (its duplicate check finds the contact): it joins the tags' one write.
-    assert sorted(sorted(keys) for keys in checkpoints.writes) == sorted([
-        [f"{cid}/run_action_set:21"],
-        sorted(["upsert_contact", f"{cid}/apply_tag:201", f"{cid}/apply_tag:202", f"{cid}/apply_tag:203"]),
-    ])
+    assert sorted(sorted(keys) for keys in checkpoints.writes) == sorted(
+        [
+            [f"{cid}/run_action_set:21"],
+            sorted(["upsert_contact", f"{cid}/apply_tag:201", f"{cid}/apply_tag:202", f"{cid}/apply_tag:203"]),
+        ]
+    )
     # A retry resumes every recorded step and makes no Keap call.
     before = len(keap_calls(emu))
     again = p.runner.run(plan(purchase("o-w"), load_routes(p.settings.routes_file)), checkpoints)

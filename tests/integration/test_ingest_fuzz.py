@@ -48,10 +48,32 @@ json_values = st.recursive(
     max_leaves=12,
 )
 # Values that have broken parsers before: wrong types, huge or odd numbers, near-emails, control characters.
-nasty = st.sampled_from([
-    None, "", [], {}, 0, -1, 10**40, 1.5, 1e308, True, "x" * 1500, "ab@", "a@b", " A@B.CO ", "ü@exämple.com",
-    "\x00", "1e999", "NaN", "2026-13-45T99:99:99Z", "-0", ["a@example.com"], {"first": 1, "last": None},
-])  # fmt: skip
+nasty = st.sampled_from(
+    [
+        None,
+        "",
+        [],
+        {},
+        0,
+        -1,
+        10**40,
+        1.5,
+        1e308,
+        True,
+        "x" * 1500,
+        "ab@",
+        "a@b",
+        " A@B.CO ",
+        "ü@exämple.com",
+        "\x00",
+        "1e999",
+        "NaN",
+        "2026-13-45T99:99:99Z",
+        "-0",
+        ["a@example.com"],
+        {"first": 1, "last": None},
+    ]
+)
 
 
 class Enqueued:
@@ -84,20 +106,25 @@ def sign(source, body, secret):
         return SignedRequest(body, SOURCES[source].sign(body, secret), {})
 
 
-def send(source, spy, work_queue, body, *, content_type=None, signed=True, headers=None, query=None,
-         method="POST", b64=None):  # fmt: skip
+def send(
+    source, spy, work_queue, body, *, content_type=None, signed=True, headers=None, query=None, method="POST", b64=None
+):
     folder, sample_type, _raw = SAMPLES[source]
     request = sign(source, body, SECRETS[source]) if signed else SignedRequest(body, {}, {})
     hdrs = {**request.headers, "content-type": sample_type if content_type is None else content_type, **(headers or {})}
     query = request.query if query is None else query
     b64 = (not hdrs["content-type"].startswith("application/json")) if b64 is None else b64
     event = {
-        "version": "2.0", "routeKey": f"{method} /{folder}/{{source}}", "rawPath": f"/{folder}/{source}",
-        "headers": hdrs, "queryStringParameters": query, "pathParameters": {"source": source},
+        "version": "2.0",
+        "routeKey": f"{method} /{folder}/{{source}}",
+        "rawPath": f"/{folder}/{source}",
+        "headers": hdrs,
+        "queryStringParameters": query,
+        "pathParameters": {"source": source},
         "requestContext": {"http": {"method": method, "path": f"/{folder}/{source}"}, "requestId": "fuzz"},
         "body": base64.b64encode(request.body).decode() if b64 else request.body.decode("utf-8", "surrogateescape"),
         "isBase64Encoded": b64,
-    }  # fmt: skip
+    }
     spy.calls.clear()
     settings_ = Settings(
         kind=KIND_OF[folder],
@@ -231,8 +258,10 @@ def test_mangled_signature_headers_and_tokens_are_401_never_a_crash(source, spy,
     raw = SAMPLES[source][2]
     signed = sign(source, raw, SECRETS[source])
     names = [name for name in signed.headers if name != "content-type"]
-    mangled = {name: data.draw(st.text(max_size=120) | st.sampled_from(["t=1,v1=", "sha256=", "=,=,", "ts=;h1="]))
-               for name in names}  # fmt: skip
+    mangled = {
+        name: data.draw(st.text(max_size=120) | st.sampled_from(["t=1,v1=", "sha256=", "=,=,", "ts=;h1="]))
+        for name in names
+    }
     token = data.draw(st.text(max_size=60).filter(lambda t: t != SECRETS[source]))
     out = send(source, spy, work_queue, raw, headers=mangled, query={"token": token} if signed.query else {}, b64=False)
     if source != "mailgun":  # Mailgun signs inside the body, which is intact here

@@ -48,13 +48,17 @@ def http_event(folder, source, body, headers, query=None, method="POST"):
     """A payload-v2 event as API Gateway builds it: form and multipart bodies arrive base64-encoded."""
     b64 = headers.get("content-type", "").startswith(("application/x-www-form-urlencoded", "multipart/"))
     return {
-        "version": "2.0", "routeKey": f"{method} /{folder}/{{source}}", "rawPath": f"/{folder}/{source}",
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()), "headers": headers,
-        **({"queryStringParameters": dict(query)} if query else {}), "pathParameters": {"source": source},
+        "version": "2.0",
+        "routeKey": f"{method} /{folder}/{{source}}",
+        "rawPath": f"/{folder}/{source}",
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "headers": headers,
+        **({"queryStringParameters": dict(query)} if query else {}),
+        "pathParameters": {"source": source},
         "requestContext": {"http": {"method": method, "path": f"/{folder}/{source}"}, "requestId": "r1"},
         "body": base64.b64encode(body).decode() if b64 else body.decode("utf-8", "surrogateescape"),
         "isBase64Encoded": b64,
-    }  # fmt: skip
+    }
 
 
 def signed_event(source, body=None, *, secret=None, content_type=None, **kw):

@@ -87,9 +87,11 @@ def assert_closed_by_server(sock: socket.socket, stream: Any) -> None:
 def test_sqs_create_send_receive_delete(moto):
     sqs = client("sqs", url_of(moto), REGION)
     queue_url = sqs.create_queue(QueueName=unique("motohttp"))["QueueUrl"]
-    sqs.send_message(QueueUrl=queue_url, MessageBody="hello", MessageAttributes={
-        "kind": {"DataType": "String", "StringValue": "forms"}
-    })  # fmt: skip
+    sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody="hello",
+        MessageAttributes={"kind": {"DataType": "String", "StringValue": "forms"}},
+    )
 
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])[
         "Messages"
@@ -113,18 +115,24 @@ def test_dynamodb_put_get_update_and_a_failed_condition(moto):
     )
     dynamodb.put_item(TableName=table, Item={"pk": {"S": "a"}, "n": {"N": "1"}})
     updated = dynamodb.update_item(
-        TableName=table, Key={"pk": {"S": "a"}}, UpdateExpression="ADD n :one",
-        ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="ALL_NEW",
-    )  # fmt: skip
+        TableName=table,
+        Key={"pk": {"S": "a"}},
+        UpdateExpression="ADD n :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+        ReturnValues="ALL_NEW",
+    )
     assert updated["Attributes"]["n"] == {"N": "2"}
 
     with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException):
         dynamodb.put_item(TableName=table, Item={"pk": {"S": "a"}}, ConditionExpression="attribute_not_exists(pk)")
     with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException):
         dynamodb.update_item(
-            TableName=table, Key={"pk": {"S": "a"}}, UpdateExpression="SET n = :ten",
-            ConditionExpression="n = :five", ExpressionAttributeValues={":ten": {"N": "10"}, ":five": {"N": "5"}},
-        )  # fmt: skip
+            TableName=table,
+            Key={"pk": {"S": "a"}},
+            UpdateExpression="SET n = :ten",
+            ConditionExpression="n = :five",
+            ExpressionAttributeValues={":ten": {"N": "10"}, ":five": {"N": "5"}},
+        )
     assert dynamodb.get_item(TableName=table, Key={"pk": {"S": "a"}})["Item"] == {"pk": {"S": "a"}, "n": {"N": "2"}}
     with pytest.raises(ClientError) as missing:
         dynamodb.get_item(TableName=unique("absent"), Key={"pk": {"S": "a"}})
@@ -316,8 +324,11 @@ def entry_point(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "local"), str(ROOT / "shared")])}
     return subprocess.Popen(
         [sys.executable, "-m", "keap_relay_local.motohttp", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def test_the_entry_point_serves_moto_with_message_move_tasks_and_stops_on_sigterm():

@@ -17,9 +17,15 @@ EMAIL = "ada.lovelace.secret@example.com"
 
 
 def http_event(body: bytes, headers: dict) -> dict:
-    return {"version": "2.0", "rawPath": "/forms/generic", "headers": headers, "pathParameters": {"source": "generic"},
-            "requestContext": {"http": {"method": "POST"}, "requestId": "r"}, "body": body.decode(),
-            "isBase64Encoded": False}
+    return {
+        "version": "2.0",
+        "rawPath": "/forms/generic",
+        "headers": headers,
+        "pathParameters": {"source": "generic"},
+        "requestContext": {"http": {"method": "POST"}, "requestId": "r"},
+        "body": body.decode(),
+        "isBase64Encoded": False,
+    }
 
 
 def test_full_run_logs_no_secret_and_no_clear_email(aws_env, sqs, capfd, caplog, tmp_path):
@@ -33,24 +39,41 @@ def test_full_run_logs_no_secret_and_no_clear_email(aws_env, sqs, capfd, caplog,
     routes = tmp_path / "routes.yaml"
     routes.write_text("version: 1\nforms:\n  - match: {}\n    tags: [100]\n    campaigns: [99]\n")
     with EmulatorServer(port=0, api_key=KEAP_KEY) as emu:
-        settings = Settings(kind="form_submission", keap_url=emu.url, routes_file=str(routes), queue_url=work,
-                            dlq_url=dlq, keap_api_key_env=KEAP_KEY, retry_base_seconds=0,
-                            webhook_secrets_env=json.dumps({"generic": WEBHOOK_SECRET}))
+        settings = Settings(
+            kind="form_submission",
+            keap_url=emu.url,
+            routes_file=str(routes),
+            queue_url=work,
+            dlq_url=dlq,
+            keap_api_key_env=KEAP_KEY,
+            retry_base_seconds=0,
+            webhook_secrets_env=json.dumps({"generic": WEBHOOK_SECRET}),
+        )
         p = Pipeline("form_submission", settings)
         event = {"kind": "form_submission", "source": "generic", "id": "e1", "contact": {"email": EMAIL}}
         body = json.dumps(event).encode()
         assert p.handle(http_event(body, generic.sign(body, WEBHOOK_SECRET)))["statusCode"] == 202
         assert p.handle(http_event(body, generic.sign(body, "wrong")))["statusCode"] == 401
         [msg] = sqs.receive_message(QueueUrl=work, AttributeNames=["All"])["Messages"]
-        record = {"messageId": "m", "receiptHandle": "h", "body": msg["Body"], "eventSource": "aws:sqs",
-                  "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"}, "messageAttributes": {}}
+        record = {
+            "messageId": "m",
+            "receiptHandle": "h",
+            "body": msg["Body"],
+            "eventSource": "aws:sqs",
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+            "messageAttributes": {},
+        }
         emu.set_faults(FaultPlan(rate_5xx=1.0, methods={"ContactService.addWithDupCheck"}))
         p.runner.keap.client.max_attempts = 2
         p.handle({"Records": [record]})  # transient: re-queued
         emu.set_faults(FaultPlan())
         p.handle({"Records": [record]})  # permanent: [Loading] for sequence 99 → DLQ
-        assert sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
-            "Attributes"]["ApproximateNumberOfMessages"] == "1"
+        assert (
+            sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+                "ApproximateNumberOfMessages"
+            ]
+            == "1"
+        )
     out, err = capfd.readouterr()
     logged = out + err + caplog.text + "\n".join(repr(r.__dict__) for r in caplog.records)
     assert "dead-lettered" in logged and "retried" in logged  # the run did log what happened

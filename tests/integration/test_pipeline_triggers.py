@@ -42,16 +42,28 @@ def queues(sqs, name):
 
 
 def pipeline(kind, emu, routes=ROUTES, queue_url=None, dlq_url=None, max_receive=5, **more):
-    settings = Settings(kind=kind, keap_url=emu.url, routes_file=routes, queue_url=queue_url, dlq_url=dlq_url,
-                        max_receive_count=max_receive, keap_api_key_env=KEY,
-                        webhook_secrets_env=json.dumps({"generic": SECRET}), **more)
+    settings = Settings(
+        kind=kind,
+        keap_url=emu.url,
+        routes_file=routes,
+        queue_url=queue_url,
+        dlq_url=dlq_url,
+        max_receive_count=max_receive,
+        keap_api_key_env=KEY,
+        webhook_secrets_env=json.dumps({"generic": SECRET}),
+        **more,
+    )
     return Pipeline(kind, settings)
 
 
 def form_event(email="ada@example.com", event_id=None, **over):
-    ev = {"kind": "form_submission", "source": "generic", "id": event_id or uuid.uuid4().hex,
-          "contact": {"email": email, "first_name": "Ada", "last_name": "Lovelace"},
-          "form": {"id": "lT4Z3j", "name": "Webinar sign-up"}}
+    ev = {
+        "kind": "form_submission",
+        "source": "generic",
+        "id": event_id or uuid.uuid4().hex,
+        "contact": {"email": email, "first_name": "Ada", "last_name": "Lovelace"},
+        "form": {"id": "lT4Z3j", "name": "Webinar sign-up"},
+    }
     ev.update(over)
     return ev
 
@@ -62,8 +74,12 @@ def http_event(kind_path, body, headers=None, method="POST", source="generic", b
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     hdrs = generic.sign(raw, SECRET) if headers is None else headers
     return {
-        "version": "2.0", "routeKey": f"{method} /{kind_path}/{{source}}", "rawPath": f"/{kind_path}/{source}",
-        "rawQueryString": "", "headers": hdrs, "pathParameters": {"source": source},
+        "version": "2.0",
+        "routeKey": f"{method} /{kind_path}/{{source}}",
+        "rawPath": f"/{kind_path}/{source}",
+        "rawQueryString": "",
+        "headers": hdrs,
+        "pathParameters": {"source": source},
         "requestContext": {"http": {"method": method, "path": f"/{kind_path}/{source}"}, "requestId": "r1"},
         "body": base64.b64encode(raw).decode() if b64 else raw.decode("utf-8", "replace"),
         "isBase64Encoded": b64,
@@ -72,19 +88,30 @@ def http_event(kind_path, body, headers=None, method="POST", source="generic", b
 
 def sqs_event(bodies, receive_count=1, message_attributes=None):
     sent = str(int(time.time() * 1000))
-    return {"Records": [
-        {"messageId": f"m{i}", "receiptHandle": f"h{i}", "body": body if isinstance(body, str) else json.dumps(body),
-         "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": sent},
-         "messageAttributes": message_attributes or {}, "md5OfBody": "", "eventSource": "aws:sqs",
-         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
-        for i, body in enumerate(bodies)]}
+    return {
+        "Records": [
+            {
+                "messageId": f"m{i}",
+                "receiptHandle": f"h{i}",
+                "body": body if isinstance(body, str) else json.dumps(body),
+                "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": sent},
+                "messageAttributes": message_attributes or {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
 
 
 def drain(sqs, url):
     got = []
     while True:
-        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
-                                   WaitTimeSeconds=0).get("Messages", [])
+        msgs = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
+        ).get("Messages", [])
         if not msgs:
             return got
         got.extend(msgs)
@@ -119,8 +146,13 @@ def test_second_event_for_same_email_updates_the_same_contact(emu):
 
 
 def test_purchase_runs_action_set_once(emu):
-    ev = {"kind": "purchase", "source": "generic", "id": "o-1", "contact": {"email": "bo@example.com"},
-          "order": {"id": "1001", "total": "49.00", "currency": "USD", "items": [{"sku": "COURSE-101"}]}}
+    ev = {
+        "kind": "purchase",
+        "source": "generic",
+        "id": "o-1",
+        "contact": {"email": "bo@example.com"},
+        "order": {"id": "1001", "total": "49.00", "currency": "USD", "items": [{"sku": "COURSE-101"}]},
+    }
     result = pipeline("purchase", emu).handle(ev)["result"]
     [cid] = result["contact_ids"]
     assert len(emu.model.action_set_runs(cid)) == 1
@@ -149,21 +181,22 @@ def test_unsubscribe_of_unknown_email_is_a_recorded_success(emu):
 def test_eventbridge_event_is_processed(emu):
     ev = form_event(email="eb@example.com")
     out = pipeline("form_submission", emu).handle(
-        {"version": "0", "id": "x", "detail-type": "form_submission", "source": "acme.crm", "detail": ev})
+        {"version": "0", "id": "x", "detail-type": "form_submission", "source": "acme.crm", "detail": ev}
+    )
     assert out["status"] == "applied"
     assert emu.model.find_ids_by_email("eb@example.com")
 
 
 def test_eventbridge_event_of_another_kind_is_dead_lettered(emu, sqs):
     _, dlq = queues(sqs, "eb")
-    out = pipeline("form_submission", emu, dlq_url=dlq).handle(
-        {"detail-type": "purchase", "detail": form_event()})
+    out = pipeline("form_submission", emu, dlq_url=dlq).handle({"detail-type": "purchase", "detail": form_event()})
     assert out["status"] == "dead_lettered"
     [msg] = drain(sqs, dlq)
     assert attrs(msg)["ErrorClass"] == "EventInvalid"
 
 
 # -- HTTP ------------------------------------------------------------------------------------------
+
 
 def test_http_inline_signed_generic_webhook_is_applied(emu):
     ev = form_event(email="web@example.com")
@@ -217,6 +250,7 @@ def test_http_bad_requests_get_clear_4xx_and_enqueue_nothing(emu, sqs):
 
 # -- SQS -------------------------------------------------------------------------------------------
 
+
 def bad_routes(tmp_path):
     path = tmp_path / "routes.yaml"
     path.write_text("version: 1\nforms:\n  - match: {}\n    tags: [100]\n    campaigns: [99]\n")
@@ -257,8 +291,12 @@ def test_sqs_transient_failure_is_requeued_as_a_new_message_then_applied(emu, sq
     assert attrs(msg)["Retries"] == "3"
     assert float(attrs(msg)["FirstSeenAt"]) == pytest.approx(first_seen, abs=0.01)
     emu.set_faults(FaultPlan())
-    retried = sqs_event([msg["Body"]], message_attributes={
-        k: {"stringValue": v["StringValue"], "dataType": v["DataType"]} for k, v in msg["MessageAttributes"].items()})
+    retried = sqs_event(
+        [msg["Body"]],
+        message_attributes={
+            k: {"stringValue": v["StringValue"], "dataType": v["DataType"]} for k, v in msg["MessageAttributes"].items()
+        },
+    )
     assert p.handle(retried) == {"batchItemFailures": []}
     [cid] = emu.model.find_ids_by_email("fine@example.com")
     assert emu.model.contact_tags(cid) == {100, 101, 102}
@@ -326,14 +364,26 @@ def test_sqs_failure_without_a_dlq_is_returned_to_the_queue_not_dropped(emu, tmp
 
 
 def test_handler_works_in_a_plain_python_process_configured_by_env(emu):
-    env = {**os.environ, "KEAP_URL": emu.url, "KEAP_API_KEY": KEY, "ROUTES_FILE": ROUTES,
-           "WEBHOOK_SECRETS": json.dumps({"generic": SECRET}), "PYTHONPATH": str(ROOT / "shared")}
+    env = {
+        **os.environ,
+        "KEAP_URL": emu.url,
+        "KEAP_API_KEY": KEY,
+        "ROUTES_FILE": ROUTES,
+        "WEBHOOK_SECRETS": json.dumps({"generic": SECRET}),
+        "PYTHONPATH": str(ROOT / "shared"),
+    }
     for name in ("QUEUE_URL", "DLQ_URL", "AWS_ENDPOINT_URL"):
         env.pop(name, None)
     ev = form_event(email="proc@example.com")
     code = f"import json, app; print(json.dumps(app.handler({ev!r}, None)['status']))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "functions" / "forms", env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT / "functions" / "forms",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == '"applied"'
     assert KEY not in out.stdout + out.stderr

@@ -8,10 +8,10 @@ from keap_emulator import EmulatorServer
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import EventFailed, Pipeline
 from keap_relay.keap import KeapNotFound
-from keap_relay.recipes.keap_port import ContactServicePort, RestPort, build_port
-from keap_relay.recipes.plan import plan
-from keap_relay.recipes.routes import check_routes, parse_routes
-from keap_relay.recipes.runner import SequenceRunner
+from keap_relay.routing.keap_port import ContactServicePort, RestPort, build_port
+from keap_relay.routing.plan import plan
+from keap_relay.routing.routes import check_routes, parse_routes
+from keap_relay.routing.runner import SequenceRunner
 
 KEY = "local-dev-key"
 

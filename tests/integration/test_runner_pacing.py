@@ -10,17 +10,19 @@ from keap_emulator import EmulatorServer
 from keap_relay.aws.config import ConfigError, Settings
 from keap_relay.aws.pipeline import Pipeline
 from keap_relay.keap.throttle import RateLimiter
-from keap_relay.recipes.keap_port import build_port
-from keap_relay.recipes.plan import plan
-from keap_relay.recipes.routes import parse_routes
-from keap_relay.recipes.runner import SequenceRunner
+from keap_relay.routing.keap_port import build_port
+from keap_relay.routing.plan import plan
+from keap_relay.routing.routes import parse_routes
+from keap_relay.routing.runner import SequenceRunner
 
 KEY = "local-dev-key"
 
 
 def routes(tags: int):
-    text = f"version: 1\nforms:\n  - match: {{}}\n    tags: [{', '.join(str(100 + i) for i in range(tags))}]\n" \
-           "    campaigns: [11]\n"
+    text = (
+        f"version: 1\nforms:\n  - match: {{}}\n    tags: [{', '.join(str(100 + i) for i in range(tags))}]\n"
+        "    campaigns: [11]\n"
+    )
     return parse_routes(yaml.safe_load(text), "routes.yaml")
 
 

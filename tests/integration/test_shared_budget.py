@@ -6,19 +6,22 @@ import uuid
 import boto3
 import pytest
 
-from keap_relay.aws import durability
+from keap_relay.aws import idempotency
 from keap_relay.aws.budget import SharedBudget
 
 
 @pytest.fixture
 def table(aws_env):
-    durability.dynamodb_client.cache_clear()
+    idempotency.dynamodb_client.cache_clear()
     name = f"budget-{uuid.uuid4().hex[:8]}"
     boto3.client("dynamodb").create_table(
-        TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     yield name
-    durability.dynamodb_client.cache_clear()
+    idempotency.dynamodb_client.cache_clear()
 
 
 def test_two_containers_share_one_budget(table):

@@ -27,7 +27,7 @@ def reason(ev, kind=None):
 
 def test_minimal_event_of_each_kind_is_valid():
     for kind in KINDS:
-        assert validate_event(event(kind)) ["kind"] == kind
+        assert validate_event(event(kind))["kind"] == kind
 
 
 def test_full_architecture_example_is_valid():
@@ -35,15 +35,20 @@ def test_full_architecture_example_is_valid():
         "purchase",
         occurred_at="2026-11-26T10:00:00Z",
         contact={
-            "email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace",
-            "phone": "+44 20 7946 0000", "company": "Analytical Engines Ltd",
-            "address": {"line1": "", "line2": "", "city": "", "region": "", "postal_code": "",
-                        "country_code": "GB"},
+            "email": "ada@example.com",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "phone": "+44 20 7946 0000",
+            "company": "Analytical Engines Ltd",
+            "address": {"line1": "", "line2": "", "city": "", "region": "", "postal_code": "", "country_code": "GB"},
             "fields": {"_LeadSource": "spring-webinar"},
         },
-        order={"id": "1001", "total": "49.00", "currency": "USD",
-               "items": [{"sku": "COURSE-101", "product_id": "7", "name": "Course", "quantity": 1,
-                          "unit_price": "49.00"}]},
+        order={
+            "id": "1001",
+            "total": "49.00",
+            "currency": "USD",
+            "items": [{"sku": "COURSE-101", "product_id": "7", "name": "Course", "quantity": 1, "unit_price": "49.00"}],
+        },
     )
     assert validate_event(ev) is ev
 
@@ -75,7 +80,9 @@ def test_failure_names_field_and_reason(mutate, field, words):
 
 def test_function_kind_must_match():
     assert reason(event("purchase"), "unsubscribe") == (
-        "kind", "must be 'unsubscribe' for this function, got 'purchase'")
+        "kind",
+        "must be 'unsubscribe' for this function, got 'purchase'",
+    )
 
 
 def test_unknown_kind_and_non_object():
@@ -122,8 +129,14 @@ def _paths(node, prefix=()):
 
 
 _JUNK = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.text(max_size=12), st.just(""), st.just("x" * 300),
-    st.lists(st.integers(), max_size=2), st.dictionaries(st.sampled_from(["a", "Email", "_X"]), st.text(max_size=3)),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=12),
+    st.just(""),
+    st.just("x" * 300),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.sampled_from(["a", "Email", "_X"]), st.text(max_size=3)),
 )
 
 

@@ -39,11 +39,11 @@ def _imports(path):
             yield from (alias.name for alias in node.names)
 
 
-# layer -> layers it must never import (imports point down: aws -> recipes -> events / keap)
+# layer -> layers it must never import (imports point down: aws -> routing -> events / keap)
 FORBIDDEN = {
-    "keap": ("keap_relay.events", "keap_relay.recipes", "keap_relay.aws", "boto3", "aws_lambda_powertools"),
-    "events": ("keap_relay.keap", "keap_relay.recipes", "keap_relay.aws", "boto3"),
-    "recipes": ("keap_relay.aws", "boto3", "aws_lambda_powertools"),
+    "keap": ("keap_relay.events", "keap_relay.routing", "keap_relay.aws", "boto3", "aws_lambda_powertools"),
+    "events": ("keap_relay.keap", "keap_relay.routing", "keap_relay.aws", "boto3"),
+    "routing": ("keap_relay.aws", "boto3", "aws_lambda_powertools"),
 }
 
 

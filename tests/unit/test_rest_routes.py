@@ -7,9 +7,9 @@ import yaml
 
 from keap_relay.aws.config import ConfigError, Settings
 from keap_relay.keap import KeapUnsupportedOperation, RestClient
-from keap_relay.recipes.keap_port import ContactServicePort, RestPort, build_port
-from keap_relay.recipes.plan import Call, plan
-from keap_relay.recipes.routes import RoutesError, check_routes, load_routes, parse_routes
+from keap_relay.routing.keap_port import ContactServicePort, RestPort, build_port
+from keap_relay.routing.plan import Call, plan
+from keap_relay.routing.routes import RoutesError, check_routes, load_routes, parse_routes
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from keap_relay.recipes.routes import RoutesError, load_routes, parse_routes
+from keap_relay.routing.routes import RoutesError, load_routes, parse_routes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def test_routes_file_env_var_is_honoured(tmp_path, monkeypatch):
     path = tmp_path / "r.yaml"
     path.write_text("version: 1\nforms:\n  - match: {}\n    tags: [7]\n")
     monkeypatch.setenv("ROUTES_FILE", str(path))
-    from keap_relay.recipes.routes import routes_path
+    from keap_relay.routing.routes import routes_path
 
     assert routes_path() == str(path)
     assert load_routes(routes_path()).for_kind("form_submission")[0].ids == {"tags": (7,)}

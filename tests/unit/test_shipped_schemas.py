@@ -21,7 +21,7 @@ def test_every_schema_the_functions_load_is_among_those_checked():
         "events/schemas/form_submission.schema.json",
         "events/schemas/purchase.schema.json",
         "events/schemas/unsubscribe.schema.json",
-        "recipes/routes.schema.json",
+        "routing/routes.schema.json",
     }
 
 

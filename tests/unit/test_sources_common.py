@@ -6,25 +6,31 @@ from keap_relay.events.errors import BodyUnparseable, SignatureInvalid, Unsuppor
 from keap_relay.events.sources import _common as c
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("  Ada.Lovelace@EXAMPLE.Com ", "Ada.Lovelace@example.com"),  # local part kept, domain lower-cased
-    ("bob@example.com", "bob@example.com"),
-    ("no-at-sign", "no-at-sign"),  # left for the schema to refuse, naming the field
-    ("   ", None),
-    (None, None),
-    (42, None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  Ada.Lovelace@EXAMPLE.Com ", "Ada.Lovelace@example.com"),  # local part kept, domain lower-cased
+        ("bob@example.com", "bob@example.com"),
+        ("no-at-sign", "no-at-sign"),  # left for the schema to refuse, naming the field
+        ("   ", None),
+        (None, None),
+        (42, None),
+    ],
+)
 def test_email_is_trimmed_and_its_domain_lower_cased(raw, expected):
     assert c.email_address(raw) == expected
 
 
-@pytest.mark.parametrize(("full", "expected"), [
-    ("Darlene Daugherty", ("Darlene", "Daugherty")),
-    ("Ana de la Cruz Ramos", ("Ana", "de la Cruz Ramos")),
-    ("  Cher  ", ("Cher", None)),
-    ("", (None, None)),
-    (None, (None, None)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("full", "expected"),
+    [
+        ("Darlene Daugherty", ("Darlene", "Daugherty")),
+        ("Ana de la Cruz Ramos", ("Ana", "de la Cruz Ramos")),
+        ("  Cher  ", ("Cher", None)),
+        ("", (None, None)),
+        (None, (None, None)),
+    ],
+)
 def test_a_full_name_splits_into_first_word_and_the_rest(full, expected):
     assert c.split_name(full) == expected
 
@@ -41,25 +47,39 @@ def test_contact_splits_the_full_name_only_when_no_first_or_last_name_is_given()
     }
 
 
-@pytest.mark.parametrize(("amount", "currency", "expected"), [
-    (1199, "USD", "11.99"),
-    ("4900", "USD", "49.00"),
-    (500, "JPY", "500"),  # zero-decimal
-    (12345, "KWD", "12.345"),  # three-decimal
-    (0, "EUR", "0.00"),
-    (-250, "USD", "-2.50"),
-    (True, "USD", None),
-    ("12.5", "USD", None),  # minor units are whole
-    (None, "USD", None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [
+        (1199, "USD", "11.99"),
+        ("4900", "USD", "49.00"),
+        (500, "JPY", "500"),  # zero-decimal
+        (12345, "KWD", "12.345"),  # three-decimal
+        (0, "EUR", "0.00"),
+        (-250, "USD", "-2.50"),
+        (True, "USD", None),
+        ("12.5", "USD", None),  # minor units are whole
+        (None, "USD", None),
+    ],
+)
 def test_minor_units_become_a_decimal_string_in_major_units(amount, currency, expected):
     assert c.money_from_minor(amount, currency) == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("403.00", "403.00"), (14.99, "14.99"), (7, "7"), ("6.72549", "6.7255"),
-    ("NaN", None), ("Infinity", None), ("1e13", None), ("abc", None), (None, None), (False, None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("403.00", "403.00"),
+        (14.99, "14.99"),
+        (7, "7"),
+        ("6.72549", "6.7255"),
+        ("NaN", None),
+        ("Infinity", None),
+        ("1e13", None),
+        ("abc", None),
+        (None, None),
+        (False, None),
+    ],
+)
 def test_decimal_amounts_keep_their_digits_and_fit_the_schema(value, expected):
     assert c.money(value) == expected
 
@@ -69,13 +89,16 @@ def test_currency_codes_are_upper_cased_three_letters():
     assert c.currency_code("dollars") is None
 
 
-@pytest.mark.parametrize(("value", "naive_is_utc", "expected"), [
-    ("2018-01-18T18:17:02Z", False, "2018-01-18T18:17:02Z"),
-    ("2019-06-04T13:53:06-04:00", False, "2019-06-04T13:53:06-04:00"),
-    ("2009-03-26 21:40:57", False, None),  # no zone: unknown unless the vendor's times are UTC
-    ("2009-03-26 21:40:57", True, "2009-03-26T21:40:57Z"),
-    ("yesterday", True, None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("value", "naive_is_utc", "expected"),
+    [
+        ("2018-01-18T18:17:02Z", False, "2018-01-18T18:17:02Z"),
+        ("2019-06-04T13:53:06-04:00", False, "2019-06-04T13:53:06-04:00"),
+        ("2009-03-26 21:40:57", False, None),  # no zone: unknown unless the vendor's times are UTC
+        ("2009-03-26 21:40:57", True, "2009-03-26T21:40:57Z"),
+        ("yesterday", True, None),
+    ],
+)
 def test_times_are_iso_8601_with_a_zone_or_left_out(value, naive_is_utc, expected):
     assert c.iso_time(value, naive_is_utc=naive_is_utc) == expected
 
@@ -95,21 +118,40 @@ def test_stable_ids_depend_only_on_the_identifying_fields():
     assert len(one) == 40
 
 
-@pytest.mark.parametrize(("label", "field"), [
-    ("Email Address", "email"), ("What is your first name?", "first_name"), ("q3_name", "name"),
-    ("Last Name", "last_name"), ("Surname", "last_name"), ("q13_phoneNumber", "phone"), ("Company name", "company"),
-    ("Full Name", "name"), ("Business email", "email"), ("Product name", None), ("form_name", None),
-    ("IP address", None), ("Message", None), ("Username", None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("label", "field"),
+    [
+        ("Email Address", "email"),
+        ("What is your first name?", "first_name"),
+        ("q3_name", "name"),
+        ("Last Name", "last_name"),
+        ("Surname", "last_name"),
+        ("q13_phoneNumber", "phone"),
+        ("Company name", "company"),
+        ("Full Name", "name"),
+        ("Business email", "email"),
+        ("Product name", None),
+        ("form_name", None),
+        ("IP address", None),
+        ("Message", None),
+        ("Username", None),
+    ],
+)
 def test_form_field_labels_name_contact_fields(label, field):
     assert c.field_for(label) == field
 
 
 def test_contact_from_fields_keeps_the_first_value_of_each_field():
-    got = c.contact_from_fields([
-        ("email", " first@Example.com "), ("email", "second@example.com"), ("name", {"first": "Wowa", "last": "Mawi"}),
-        ("phone", 15550000000.0), ("company", ""), (None, "ignored"),
-    ])  # fmt: skip
+    got = c.contact_from_fields(
+        [
+            ("email", " first@Example.com "),
+            ("email", "second@example.com"),
+            ("name", {"first": "Wowa", "last": "Mawi"}),
+            ("phone", 15550000000.0),
+            ("company", ""),
+            (None, "ignored"),
+        ]
+    )
     assert got == {"email": "first@example.com", "first_name": "Wowa", "last_name": "Mawi", "phone": "15550000000"}
 
 

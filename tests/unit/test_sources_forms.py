@@ -30,31 +30,55 @@ def only_event(accepted):
 
 # -- Typeform --------------------------------------------------------------------------------------------
 TYPEFORM = {  # the facts file's copy of Typeform's documented example payload
-    "event_id": "LtWXD3crgy", "event_type": "form_response",
+    "event_id": "LtWXD3crgy",
+    "event_type": "form_response",
     "form_response": {
-        "form_id": "lT4Z3j", "token": "a3a12ec67a1365927098a606107fac15",
-        "submitted_at": "2018-01-18T18:17:02Z", "landed_at": "2018-01-18T18:07:02Z",
+        "form_id": "lT4Z3j",
+        "token": "a3a12ec67a1365927098a606107fac15",
+        "submitted_at": "2018-01-18T18:17:02Z",
+        "landed_at": "2018-01-18T18:07:02Z",
         "hidden": {"user_id": "abc123456"},
-        "definition": {"id": "lT4Z3j", "title": "Webhooks example", "fields": [
-            {"id": "SMEUb7VJz92Q", "title": "...give us your email address.", "type": "email",
-             "ref": "readable_ref_email"},
-            {"id": "JwWggjAKtOkA", "title": "What is your first name?", "type": "short_text",
-             "ref": "readable_ref_short_text"}]},
+        "definition": {
+            "id": "lT4Z3j",
+            "title": "Webhooks example",
+            "fields": [
+                {
+                    "id": "SMEUb7VJz92Q",
+                    "title": "...give us your email address.",
+                    "type": "email",
+                    "ref": "readable_ref_email",
+                },
+                {
+                    "id": "JwWggjAKtOkA",
+                    "title": "What is your first name?",
+                    "type": "short_text",
+                    "ref": "readable_ref_short_text",
+                },
+            ],
+        },
         "answers": [
             {"type": "email", "email": "laura@example.com", "field": {"id": "SMEUb7VJz92Q", "type": "email"}},
             {"type": "text", "text": "Laura", "field": {"id": "JwWggjAKtOkA", "type": "short_text"}},
-            {"type": "choice", "choice": {"label": "London"},
-             "field": {"id": "k6TP9oLGgHjl", "type": "multiple_choice"}},
-            {"type": "boolean", "boolean": True, "field": {"id": "gFFf3xAkJKsr", "type": "legal"}}]},
-}  # fmt: skip
+            {
+                "type": "choice",
+                "choice": {"label": "London"},
+                "field": {"id": "k6TP9oLGgHjl", "type": "multiple_choice"},
+            },
+            {"type": "boolean", "boolean": True, "field": {"id": "gFFf3xAkJKsr", "type": "legal"}},
+        ],
+    },
+}
 
 
 def test_typeform_sample_becomes_a_form_submission():
     assert only_event(accept("typeform", TYPEFORM)) == {
-        "kind": KIND, "source": "typeform", "id": "LtWXD3crgy", "occurred_at": "2018-01-18T18:17:02Z",
+        "kind": KIND,
+        "source": "typeform",
+        "id": "LtWXD3crgy",
+        "occurred_at": "2018-01-18T18:17:02Z",
         "contact": {"email": "laura@example.com", "first_name": "Laura"},
         "form": {"id": "lT4Z3j", "name": "Webhooks example"},
-    }  # fmt: skip
+    }
 
 
 def test_typeform_answers_are_found_by_their_ref_when_it_is_inline():
@@ -101,11 +125,19 @@ def test_typeform_without_an_email_answer_is_422_naming_the_field_and_where_it_c
 # -- Jotform ---------------------------------------------------------------------------------------------
 BOUNDARY = "------------------------J1JNT4vbVO4FCC1qLG4HSv"
 RAW_REQUEST = {  # the facts file's contact fragment of a real rawRequest
-    "slug": "submit/243231271343446", "q3_name": {"first": "Wowa", "middle": "", "last": "Mawi"},
-    "q12_email": "wowa@example.com", "q13_phoneNumber": {"full": "(098) 142-5555"},
-    "q11_address": {"addr_line1": "test address", "addr_line2": "", "city": "", "state": "", "postal": "",
-                    "country": "United States"},
-}  # fmt: skip
+    "slug": "submit/243231271343446",
+    "q3_name": {"first": "Wowa", "middle": "", "last": "Mawi"},
+    "q12_email": "wowa@example.com",
+    "q13_phoneNumber": {"full": "(098) 142-5555"},
+    "q11_address": {
+        "addr_line1": "test address",
+        "addr_line2": "",
+        "city": "",
+        "state": "",
+        "postal": "",
+        "country": "United States",
+    },
+}
 
 
 def multipart(fields):
@@ -127,11 +159,18 @@ def jotform_fields(raw_request):
 def test_jotform_multipart_submission_becomes_a_form_submission():
     event = only_event(accept("jotform", multipart(jotform_fields(RAW_REQUEST))))
     assert event == {
-        "kind": KIND, "source": "jotform", "id": "6084250982513018472",
-        "contact": {"email": "wowa@example.com", "first_name": "Wowa", "last_name": "Mawi", "phone": "(098) 142-5555",
-                    "address": {"line1": "test address", "country_code": "United States"}},
+        "kind": KIND,
+        "source": "jotform",
+        "id": "6084250982513018472",
+        "contact": {
+            "email": "wowa@example.com",
+            "first_name": "Wowa",
+            "last_name": "Mawi",
+            "phone": "(098) 142-5555",
+            "address": {"line1": "test address", "country_code": "United States"},
+        },
         "form": {"id": "243231271343446", "name": "Tutoring"},
-    }  # fmt: skip
+    }
 
 
 def test_jotform_fixture_without_an_email_question_is_422():
@@ -169,23 +208,44 @@ def test_jotform_form_encoded_posts_are_read_too_and_junk_is_400():
 # -- Webflow ---------------------------------------------------------------------------------------------
 WEBFLOW = {  # Webflow's documented example, minus most schema entries
     "triggerType": "form_submission",
-    "payload": {"name": "Contact Us", "siteId": "65427cf400e02b306eaa049c",
-                "data": {"First Name": "Zaphod", "Last Name": "Beeblebrox", "email": "zaphod@heartofgold.ai",
-                         "Phone Number": 15550000000},
-                "schema": [{"fieldName": "First Name", "fieldType": "FormTextInput",
-                            "fieldElementId": "285042f7-d554-dc7f-102c-aa10d6a2d2c4"}],
-                "submittedAt": "2022-09-14T12:35:16.117Z", "id": "6321ca84df3949bfc6752327",
-                "formId": "65429eadebe8a9f3a30f62d0", "formElementId": "4e038d2c-6a1e-4953-7be9-a59a2b453177"},
-}  # fmt: skip
+    "payload": {
+        "name": "Contact Us",
+        "siteId": "65427cf400e02b306eaa049c",
+        "data": {
+            "First Name": "Zaphod",
+            "Last Name": "Beeblebrox",
+            "email": "zaphod@heartofgold.ai",
+            "Phone Number": 15550000000,
+        },
+        "schema": [
+            {
+                "fieldName": "First Name",
+                "fieldType": "FormTextInput",
+                "fieldElementId": "285042f7-d554-dc7f-102c-aa10d6a2d2c4",
+            }
+        ],
+        "submittedAt": "2022-09-14T12:35:16.117Z",
+        "id": "6321ca84df3949bfc6752327",
+        "formId": "65429eadebe8a9f3a30f62d0",
+        "formElementId": "4e038d2c-6a1e-4953-7be9-a59a2b453177",
+    },
+}
 
 
 def test_webflow_sample_becomes_a_form_submission():
     assert only_event(accept("webflow", WEBFLOW)) == {
-        "kind": KIND, "source": "webflow", "id": "6321ca84df3949bfc6752327", "occurred_at": "2022-09-14T12:35:16.117Z",
-        "contact": {"email": "zaphod@heartofgold.ai", "first_name": "Zaphod", "last_name": "Beeblebrox",
-                    "phone": "15550000000"},
+        "kind": KIND,
+        "source": "webflow",
+        "id": "6321ca84df3949bfc6752327",
+        "occurred_at": "2022-09-14T12:35:16.117Z",
+        "contact": {
+            "email": "zaphod@heartofgold.ai",
+            "first_name": "Zaphod",
+            "last_name": "Beeblebrox",
+            "phone": "15550000000",
+        },
         "form": {"id": "65429eadebe8a9f3a30f62d0", "name": "Contact Us"},
-    }  # fmt: skip
+    }
 
 
 def test_webflow_signature_covers_timestamp_and_body_within_five_minutes():
@@ -212,25 +272,34 @@ def test_webflow_dashboard_webhooks_are_unsigned_and_use_the_url_token():
 
 # -- Tally -----------------------------------------------------------------------------------------------
 TALLY = {  # a captured payload from the facts file
-    "eventId": "02ee4066-93f1-446b-8115-259577c22366", "eventType": "FORM_RESPONSE",
+    "eventId": "02ee4066-93f1-446b-8115-259577c22366",
+    "eventType": "FORM_RESPONSE",
     "createdAt": "2025-07-04T13:39:37.979Z",
-    "data": {"responseId": "jaMb6Ka", "submissionId": "jaMb6Ka", "respondentId": "77WKOA", "formId": "mZA0Av",
-             "formName": "Lead Generation Form", "createdAt": "2025-07-04T13:39:37.000Z",
-             "fields": [{"key": "question_ElZ96L", "label": "Full Name", "type": "INPUT_TEXT", "value": "John Doe"},
-                        {"key": "question_rOJ7YL", "label": "Email Address", "type": "INPUT_EMAIL",
-                         "value": "john@company.com"},
-                        {"key": "question_4795Oo", "label": "Phone Number", "type": "INPUT_PHONE_NUMBER",
-                         "value": "+1234567890"}]},
-}  # fmt: skip
+    "data": {
+        "responseId": "jaMb6Ka",
+        "submissionId": "jaMb6Ka",
+        "respondentId": "77WKOA",
+        "formId": "mZA0Av",
+        "formName": "Lead Generation Form",
+        "createdAt": "2025-07-04T13:39:37.000Z",
+        "fields": [
+            {"key": "question_ElZ96L", "label": "Full Name", "type": "INPUT_TEXT", "value": "John Doe"},
+            {"key": "question_rOJ7YL", "label": "Email Address", "type": "INPUT_EMAIL", "value": "john@company.com"},
+            {"key": "question_4795Oo", "label": "Phone Number", "type": "INPUT_PHONE_NUMBER", "value": "+1234567890"},
+        ],
+    },
+}
 
 
 def test_tally_sample_becomes_a_form_submission_with_the_full_name_split():
     assert only_event(accept("tally", TALLY)) == {
-        "kind": KIND, "source": "tally", "id": "02ee4066-93f1-446b-8115-259577c22366",
+        "kind": KIND,
+        "source": "tally",
+        "id": "02ee4066-93f1-446b-8115-259577c22366",
         "occurred_at": "2025-07-04T13:39:37.000Z",
         "contact": {"email": "john@company.com", "first_name": "John", "last_name": "Doe", "phone": "+1234567890"},
         "form": {"id": "mZA0Av", "name": "Lead Generation Form"},
-    }  # fmt: skip
+    }
 
 
 def test_tally_signature_is_base64_hmac_of_the_raw_body():
@@ -244,19 +313,39 @@ def test_tally_signature_is_base64_hmac_of_the_raw_body():
 
 # -- Gravity Forms ---------------------------------------------------------------------------------------
 GRAVITY = {  # the Entry example from the facts file ("All Fields"), which has no email field
-    "id": "2", "form_id": "1", "post_id": None, "date_created": "2019-03-04 15:52:49",
-    "date_updated": "2019-03-04 15:52:49", "is_starred": "0", "is_read": "0", "ip": "127.0.0.1",
-    "source_url": "https://wordpress.test/?gf_page=preview&id=1", "user_agent": "<user-agent>", "currency": "USD",
-    "payment_status": None, "payment_amount": None, "transaction_id": None, "created_by": "1", "status": "active",
-    "1.3": "Jane", "1.6": "Doe", "3": "Tea", "4.1": "Bagel", "4.3": "Danish",
-}  # fmt: skip
+    "id": "2",
+    "form_id": "1",
+    "post_id": None,
+    "date_created": "2019-03-04 15:52:49",
+    "date_updated": "2019-03-04 15:52:49",
+    "is_starred": "0",
+    "is_read": "0",
+    "ip": "127.0.0.1",
+    "source_url": "https://wordpress.test/?gf_page=preview&id=1",
+    "user_agent": "<user-agent>",
+    "currency": "USD",
+    "payment_status": None,
+    "payment_amount": None,
+    "transaction_id": None,
+    "created_by": "1",
+    "status": "active",
+    "1.3": "Jane",
+    "1.6": "Doe",
+    "3": "Tea",
+    "4.1": "Bagel",
+    "4.3": "Danish",
+}
 
 
 def test_gravityforms_entry_gives_the_email_field_and_the_name_field():
     event = only_event(accept("gravityforms", {**GRAVITY, "2": "jane.doe@example.com"}))
-    assert event == {"kind": KIND, "source": "gravityforms", "id": "2",
-                     "contact": {"email": "jane.doe@example.com", "first_name": "Jane", "last_name": "Doe"},
-                     "form": {"id": "1"}}  # fmt: skip
+    assert event == {
+        "kind": KIND,
+        "source": "gravityforms",
+        "id": "2",
+        "contact": {"email": "jane.doe@example.com", "first_name": "Jane", "last_name": "Doe"},
+        "form": {"id": "1"},
+    }
 
 
 def test_gravityforms_checkbox_inputs_are_not_taken_for_a_name():
@@ -310,15 +399,25 @@ def test_elementor_labelled_fields_become_a_form_submission_answered_200():
 
 
 def test_elementor_advanced_data_is_keyed_by_field_id_and_type():
-    body = urlencode({
-        "form[id]": "a1b2c3d", "form[name]": "Contact",
-        "fields[name][id]": "name", "fields[name][type]": "text", "fields[name][title]": "Your name",
-        "fields[name][value]": "Jane Doe",
-        "fields[field_3f2][id]": "field_3f2", "fields[field_3f2][type]": "email", "fields[field_3f2][title]": "Where?",
-        "fields[field_3f2][value]": "jane@example.com",
-        "fields[tel][type]": "tel", "fields[tel][title]": "Call me", "fields[tel][value]": "+1 555 0100",
-        "meta[date][title]": "Date", "meta[date][value]": "May 5, 2025",
-    }).encode()  # fmt: skip
+    body = urlencode(
+        {
+            "form[id]": "a1b2c3d",
+            "form[name]": "Contact",
+            "fields[name][id]": "name",
+            "fields[name][type]": "text",
+            "fields[name][title]": "Your name",
+            "fields[name][value]": "Jane Doe",
+            "fields[field_3f2][id]": "field_3f2",
+            "fields[field_3f2][type]": "email",
+            "fields[field_3f2][title]": "Where?",
+            "fields[field_3f2][value]": "jane@example.com",
+            "fields[tel][type]": "tel",
+            "fields[tel][title]": "Call me",
+            "fields[tel][value]": "+1 555 0100",
+            "meta[date][title]": "Date",
+            "meta[date][value]": "May 5, 2025",
+        }
+    ).encode()
     event = only_event(accept("elementor", body))
     assert event["contact"] == {
         "email": "jane@example.com",

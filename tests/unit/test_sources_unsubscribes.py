@@ -50,10 +50,13 @@ MAILCHIMP = (  # Mailchimp's documented sample, data[reason] repeated as the doc
 def test_mailchimp_unsubscribe_becomes_an_unsubscribe_with_a_stable_id():
     [event] = accept("mailchimp", MAILCHIMP).events
     assert event == {
-        "kind": KIND, "source": "mailchimp", "id": event["id"], "occurred_at": "2009-03-26T21:40:57Z",
+        "kind": KIND,
+        "source": "mailchimp",
+        "id": event["id"],
+        "occurred_at": "2009-03-26T21:40:57Z",
         "contact": {"email": "api+unsub@mailchimp.com", "first_name": "Mailchimp", "last_name": "API"},
         "unsubscribe": {"reason": "manual", "list_id": "a6b5da1054"},
-    }  # fmt: skip
+    }
     assert accept("mailchimp", MAILCHIMP).events[0]["id"] == event["id"]  # a retry is the same event
     later = MAILCHIMP.replace(b"21%3A40%3A57", b"21%3A41%3A00")
     assert accept("mailchimp", later).events[0]["id"] != event["id"]
@@ -89,9 +92,11 @@ def test_sendgrid_verifies_the_published_test_vector():
         "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu"
         "/1FwCM/QmGUhA=="
     )
-    headers = {"x-twilio-email-event-webhook-signature": "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8"
-                                                         "xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0=",
-               "x-twilio-email-event-webhook-timestamp": "1588788367"}  # fmt: skip
+    headers = {
+        "x-twilio-email-event-webhook-signature": "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8"
+        "xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0=",
+        "x-twilio-email-event-webhook-timestamp": "1588788367",
+    }
     payload = b'{"category":"example_payload","event":"test_event","message_id":"message_id"}'
     sendgrid.verify(headers, payload, key)
     with pytest.raises(SignatureInvalid):
@@ -101,24 +106,50 @@ def test_sendgrid_verifies_the_published_test_vector():
 
 
 SENDGRID = [  # Symfony's fixtures from the facts file, plus an open that keap-relay does not act on
-    {"email": "example@test.com", "timestamp": 1513299569, "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
-     "event": "group_unsubscribe", "category": "cat facts", "sg_event_id": "sg_event_id",
-     "sg_message_id": "sg_message_id", "useragent": "Mozilla/4.0 (compatible; MSIE 6.1; ...)",
-     "ip": "255.255.255.255", "url": "http://www.sendgrid.com/", "asm_group_id": 10},
-    {"email": "other@test.com", "timestamp": 1513299570, "event": "spamreport", "sg_event_id": "sg_event_id_2",
-     "sg_message_id": "sg_message_id"},
+    {
+        "email": "example@test.com",
+        "timestamp": 1513299569,
+        "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
+        "event": "group_unsubscribe",
+        "category": "cat facts",
+        "sg_event_id": "sg_event_id",
+        "sg_message_id": "sg_message_id",
+        "useragent": "Mozilla/4.0 (compatible; MSIE 6.1; ...)",
+        "ip": "255.255.255.255",
+        "url": "http://www.sendgrid.com/",
+        "asm_group_id": 10,
+    },
+    {
+        "email": "other@test.com",
+        "timestamp": 1513299570,
+        "event": "spamreport",
+        "sg_event_id": "sg_event_id_2",
+        "sg_message_id": "sg_message_id",
+    },
     {"email": "example@test.com", "timestamp": 1513299571, "event": "open", "sg_event_id": "sg_event_id_3"},
-]  # fmt: skip
+]
 
 
 def test_sendgrid_batch_becomes_one_unsubscribe_per_unsubscribe_like_event():
     accepted = accept("sendgrid", SENDGRID, secret=SG_PRIVATE, verify_with=SG_PUBLIC)
     assert accepted.events == [
-        {"kind": KIND, "source": "sendgrid", "id": "sg_event_id", "occurred_at": "2017-12-15T00:59:29Z",
-         "contact": {"email": "example@test.com"}, "unsubscribe": {"reason": "group_unsubscribe", "list_id": "10"}},
-        {"kind": KIND, "source": "sendgrid", "id": "sg_event_id_2", "occurred_at": "2017-12-15T00:59:30Z",
-         "contact": {"email": "other@test.com"}, "unsubscribe": {"reason": "spam report"}},
-    ]  # fmt: skip
+        {
+            "kind": KIND,
+            "source": "sendgrid",
+            "id": "sg_event_id",
+            "occurred_at": "2017-12-15T00:59:29Z",
+            "contact": {"email": "example@test.com"},
+            "unsubscribe": {"reason": "group_unsubscribe", "list_id": "10"},
+        },
+        {
+            "kind": KIND,
+            "source": "sendgrid",
+            "id": "sg_event_id_2",
+            "occurred_at": "2017-12-15T00:59:30Z",
+            "contact": {"email": "other@test.com"},
+            "unsubscribe": {"reason": "spam report"},
+        },
+    ]
 
 
 def test_sendgrid_batch_with_a_repeated_event_id_keeps_it_once():
@@ -156,22 +187,39 @@ def test_sendgrid_sign_needs_the_private_key():
 
 # -- Mailgun ---------------------------------------------------------------------------------------------
 MAILGUN = {  # Symfony's unsubscribes fixture from the facts file (signed with a key we do not have)
-    "signature": {"token": "1483353025fd6e45b682f14b18d943c52cea11161c1721ee85", "timestamp": "1661621652",
-                  "signature": "83456337a19a70187a620658448ae21d3a50b0aca571bcdad43616741ca300b2"},
-    "event-data": {"id": "Ase7i2zsRYeDXztHGENqRA", "timestamp": 1521243339.873676, "log-level": "info",
-                   "event": "unsubscribed", "message": {"headers": {"message-id": "20130503182626.18666.16540@app"}},
-                   "recipient": "alice@example.com", "recipient-domain": "example.com", "ip": "50.56.129.169",
-                   "tags": ["my_tag_1", "my_tag_2"], "user-variables": {"my_var_1": "Mailgun Variable #1"}},
-}  # fmt: skip
+    "signature": {
+        "token": "1483353025fd6e45b682f14b18d943c52cea11161c1721ee85",
+        "timestamp": "1661621652",
+        "signature": "83456337a19a70187a620658448ae21d3a50b0aca571bcdad43616741ca300b2",
+    },
+    "event-data": {
+        "id": "Ase7i2zsRYeDXztHGENqRA",
+        "timestamp": 1521243339.873676,
+        "log-level": "info",
+        "event": "unsubscribed",
+        "message": {"headers": {"message-id": "20130503182626.18666.16540@app"}},
+        "recipient": "alice@example.com",
+        "recipient-domain": "example.com",
+        "ip": "50.56.129.169",
+        "tags": ["my_tag_1", "my_tag_2"],
+        "user-variables": {"my_var_1": "Mailgun Variable #1"},
+    },
+}
 
 
 def test_mailgun_unsubscribed_becomes_an_unsubscribe_answered_200():
     accepted = accept("mailgun", MAILGUN)
     assert accepted.status == 200
-    assert accepted.events == [{
-        "kind": KIND, "source": "mailgun", "id": "Ase7i2zsRYeDXztHGENqRA", "occurred_at": "2018-03-16T23:35:39.873676Z",
-        "contact": {"email": "alice@example.com"}, "unsubscribe": {"reason": "unsubscribed"},
-    }]  # fmt: skip
+    assert accepted.events == [
+        {
+            "kind": KIND,
+            "source": "mailgun",
+            "id": "Ase7i2zsRYeDXztHGENqRA",
+            "occurred_at": "2018-03-16T23:35:39.873676Z",
+            "contact": {"email": "alice@example.com"},
+            "unsubscribe": {"reason": "unsubscribed"},
+        }
+    ]
 
 
 def test_mailgun_signature_is_checked_inside_the_body():
@@ -202,18 +250,30 @@ def test_mailgun_permanent_failures_and_complaints_count_temporary_ones_do_not()
 
 # -- Postmark --------------------------------------------------------------------------------------------
 POSTMARK = {  # Symfony's subscription_change fixture from the facts file
-    "RecordType": "SubscriptionChange", "MessageID": "00000000-0000-0000-0000-000000000000", "ServerID": 23,
-    "MessageStream": "outbound", "ChangedAt": "2022-09-02T14:32:30Z", "Recipient": "john@example.com",
-    "Origin": "Recipient", "SuppressSending": True, "SuppressionReason": "HardBounce", "Tag": "welcome-email",
+    "RecordType": "SubscriptionChange",
+    "MessageID": "00000000-0000-0000-0000-000000000000",
+    "ServerID": 23,
+    "MessageStream": "outbound",
+    "ChangedAt": "2022-09-02T14:32:30Z",
+    "Recipient": "john@example.com",
+    "Origin": "Recipient",
+    "SuppressSending": True,
+    "SuppressionReason": "HardBounce",
+    "Tag": "welcome-email",
     "Metadata": {"example": "value", "example_2": "value"},
-}  # fmt: skip
+}
 
 
 def test_postmark_suppression_becomes_an_unsubscribe_with_a_stable_id():
     [event] = accept("postmark", POSTMARK).events
-    assert event == {"kind": KIND, "source": "postmark", "id": event["id"], "occurred_at": "2022-09-02T14:32:30Z",
-                     "contact": {"email": "john@example.com"},
-                     "unsubscribe": {"reason": "HardBounce", "list_id": "outbound"}}  # fmt: skip
+    assert event == {
+        "kind": KIND,
+        "source": "postmark",
+        "id": event["id"],
+        "occurred_at": "2022-09-02T14:32:30Z",
+        "contact": {"email": "john@example.com"},
+        "unsubscribe": {"reason": "HardBounce", "list_id": "outbound"},
+    }
     assert accept("postmark", dict(reversed(POSTMARK.items()))).events[0]["id"] == event["id"]
 
 

@@ -45,7 +45,7 @@ class SharedBudget(RateLimiter):
     @property
     def client(self) -> Any:
         if self._client is None:
-            from .durability import dynamodb_client
+            from .idempotency import dynamodb_client
 
             self._client = dynamodb_client()
         return self._client

@@ -8,10 +8,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..recipes.routes import KEAP_APIS, routes_path
+from ..keap.defaults import DEFAULT_URL as DEFAULT_KEAP_URL
+from ..routing.routes import KEAP_APIS, routes_path
 from .observe import register_secret
 
-DEFAULT_KEAP_URL = "https://api.infusionsoft.com/crm/xmlrpc/v1"
 SECRETS_MAX_AGE = 300  # seconds a fetched secret is reused (Powertools parameters cache)
 
 
@@ -126,10 +126,12 @@ class Settings:
 
     def __repr__(self) -> str:
         # Never the key or the webhook secrets; only whether they are configured.
-        return (f"Settings(kind={self.kind!r}, keap_api={self.keap_api!r}, keap_url={self.keap_url!r}, "
-                f"routes_file={self.routes_file!r}, "
-                f"queue_url={self.queue_url!r}, dlq_url={self.dlq_url!r}, "
-                f"max_receive_count={self.max_receive_count}, keap_key={'set' if self._has_key() else 'unset'})")
+        return (
+            f"Settings(kind={self.kind!r}, keap_api={self.keap_api!r}, keap_url={self.keap_url!r}, "
+            f"routes_file={self.routes_file!r}, "
+            f"queue_url={self.queue_url!r}, dlq_url={self.dlq_url!r}, "
+            f"max_receive_count={self.max_receive_count}, keap_key={'set' if self._has_key() else 'unset'})"
+        )
 
     def _has_key(self) -> bool:
         return bool(self.keap_api_key_env or self.keap_api_key_secret_arn)

@@ -17,14 +17,12 @@ from ..events.errors import (
     UnknownSource,
     WebhookRejected,
 )
+from ..events.kinds import kind_named
 from ..events.sources import DEFAULT_SUCCESS_STATUS, Source, source_spec, sources_for
 from ..events.sources._common import TOKEN_PARAM, verify_token
 from .http import Request
 
 log = logging.getLogger("keap_relay.ingest")
-
-# The URL folder of each kind's function, for details that tell a sender where a source belongs.
-KIND_PATHS = {"form_submission": "forms", "purchase": "purchases", "unsubscribe": "unsubscribes"}
 
 
 @dataclass
@@ -45,10 +43,10 @@ def _source(request: Request, kind: str) -> Source:
     if spec is None:
         raise UnknownSource(
             f"no source named {request.source[:64]!r}; "
-            f"/{KIND_PATHS.get(kind, kind)}/ accepts: {', '.join(sources_for(kind))}"
+            f"/{kind_named(kind).folder}/ accepts: {', '.join(sources_for(kind))}"
         )
     if kind not in spec.kinds:
-        where = " or ".join(f"/{KIND_PATHS.get(k, k)}/{spec.name}" for k in spec.kinds)
+        where = " or ".join(f"/{kind_named(k).folder}/{spec.name}" for k in spec.kinds)
         raise UnknownSource(f"source {spec.name!r} does not send {kind} events here; its URL is {where}")
     if request.method not in spec.methods:
         raise MethodNotAllowed(

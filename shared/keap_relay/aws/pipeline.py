@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..events.canonical import EventInvalid, validate_event
 from ..events.errors import WebhookRejected
-from ..recipes.routes import RoutesError, load_routes
-from . import durability, http, observe, queue
+from ..routing.routes import RoutesError, load_routes
+from . import http, idempotency, observe, queue
 from .config import ConfigError, Settings
 
 if TYPE_CHECKING:  # the planner and runner are the worker path's: a webhook is answered without them
-    from ..recipes.runner import Checkpoints, RunResult, SequenceRunner
+    from ..routing.runner import Checkpoints, RunResult, SequenceRunner
 
 log = logging.getLogger("keap_relay.pipeline")
 RETRY_AFTER_SECONDS = "60"  # what a sender is told to wait when Keap or SQS is down
@@ -25,8 +25,9 @@ OUTCOME_UNKNOWN = "OutcomeUnknown"  # the error class the runner gives a once-on
 class EventFailed(Exception):
     """An event could not be applied; `failure` says why, `transient` whether a retry may succeed."""
 
-    def __init__(self, failure: queue.Failure, result: RunResult | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, failure: queue.Failure, result: RunResult | None = None, retry_after: float | None = None
+    ) -> None:
         self.failure = failure
         self.result = result
         self.retry_after = retry_after  # when Keap said how long to wait (a 429)
@@ -39,8 +40,12 @@ def _trigger(event: Any) -> str:
     if not isinstance(event, dict):
         return "direct"
     records = event.get("Records")
-    if isinstance(records, list) and records and isinstance(records[0], dict) and \
-            records[0].get("eventSource") == "aws:sqs":
+    if (
+        isinstance(records, list)
+        and records
+        and isinstance(records[0], dict)
+        and records[0].get("eventSource") == "aws:sqs"
+    ):
         return "sqs"
     if http.is_http_event(event):
         return "http"
@@ -56,7 +61,7 @@ class Pipeline:
         self.kind = kind
         self._settings = settings
         self._runner = runner
-        self._idempotency: durability.Idempotency | None = None
+        self._idempotency: idempotency.Idempotency | None = None
         self._once: Callable[..., dict[str, Any]] | None = None
         self._context: Any = None
         self._rerun_uncertain = False  # set while a redriven OutcomeUnknown dead letter is processed
@@ -71,8 +76,8 @@ class Pipeline:
     @property
     def runner(self) -> SequenceRunner:
         if self._runner is None:
-            from ..recipes.keap_port import build_port
-            from ..recipes.runner import SequenceRunner
+            from ..routing.keap_port import build_port
+            from ..routing.runner import SequenceRunner
 
             settings = self.settings
             # The routes check: a rule the chosen API cannot run fails here, before any call, naming the rule.
@@ -95,22 +100,27 @@ class Pipeline:
 
     # -- the worker path ---------------------------------------------------------------------------
     @property
-    def idempotency(self) -> durability.Idempotency | None:
+    def idempotency(self) -> idempotency.Idempotency | None:
         """Once-only application per event key, when IDEMPOTENCY_TABLE is set."""
         if self._idempotency is None and self.settings.idempotency_table:
-            keep = durability.keep_seconds(self.settings.max_event_age_seconds)
-            self._idempotency = durability.Idempotency(
+            keep = idempotency.keep_seconds(self.settings.max_event_age_seconds)
+            self._idempotency = idempotency.Idempotency(
                 self.settings.idempotency_table, keep, self.settings.function_timeout_seconds
             )
         return self._idempotency
 
     def _apply(self, event: dict[str, Any], checkpoints: Checkpoints | None = None) -> dict[str, Any]:
-        from ..recipes.plan import plan
+        from ..routing.plan import plan
 
         routes = load_routes(self.settings.routes_file, self.settings.keap_api)  # loaded once per container
         result = self.runner.run(plan(event, routes), checkpoints, rerun_uncertain=self._rerun_uncertain)
-        log.info("applied %s event %s: contacts %s, %d steps", self.kind, event.get("id"), result.contact_ids,
-                 len(result.steps))
+        log.info(
+            "applied %s event %s: contacts %s, %d steps",
+            self.kind,
+            event.get("id"),
+            result.contact_ids,
+            len(result.steps),
+        )
         return result.to_dict()
 
     def _apply_once(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +141,7 @@ class Pipeline:
             IdempotencyPersistenceLayerError,
         )
 
-        from ..recipes.runner import SequenceFailed
+        from ..routing.runner import SequenceFailed
 
         ident = event if isinstance(event, dict) else {}
         where = {"kind": self.kind, "source": str(ident.get("source") or ""), "event_id": str(ident.get("id") or "")}
@@ -151,13 +161,15 @@ class Pipeline:
                 observe.count("StepOutcomeUnknown", self.kind)
                 log.warning("event %s: %s", where["event_id"], exc.step.error)
             step = f"{exc.step.key} ({exc.step.call})"
-            failure = queue.Failure(exc.step.error_class or "Error", exc.step.error or "", step, attempts,
-                                    exc.transient, **where)
+            failure = queue.Failure(
+                exc.step.error_class or "Error", exc.step.error or "", step, attempts, exc.transient, **where
+            )
             raise EventFailed(failure, exc.result, getattr(exc.cause, "retry_after", None)) from exc
         except IdempotencyAlreadyInProgressError as exc:
             # Another delivery of the same event is being applied right now: try again after it.
-            failure = queue.Failure("InProgress", "another delivery of this event is being applied", "idempotency",
-                                    attempts, True, **where)
+            failure = queue.Failure(
+                "InProgress", "another delivery of this event is being applied", "idempotency", attempts, True, **where
+            )
             raise EventFailed(failure) from exc
         except IdempotencyPersistenceLayerError as exc:
             failure = queue.Failure("IdempotencyStoreError", str(exc), "idempotency", attempts, True, **where)
@@ -169,8 +181,9 @@ class Pipeline:
             return False
         queue.dead_letter(self.settings.dlq_url, body, failure)
         observe.count("EventsDeadLettered", self.kind)
-        log.warning("dead-lettered %s event %s: %s at %s", failure.kind, failure.event_id,
-                    failure.error_class, failure.step)
+        log.warning(
+            "dead-lettered %s event %s: %s at %s", failure.kind, failure.event_id, failure.error_class, failure.step
+        )
         return True
 
     def _retry_later(self, record: Any, retry: queue.Retry, wait: float | None) -> bool:
@@ -196,8 +209,9 @@ class Pipeline:
         try:
             event = json.loads(record.body)
         except ValueError as exc:
-            failure = queue.Failure("BodyUnparseable", f"message body is not JSON: {exc}", "parse", attempts,
-                                    False, self.kind)
+            failure = queue.Failure(
+                "BodyUnparseable", f"message body is not JSON: {exc}", "parse", attempts, False, self.kind
+            )
             if not self._dead_letter(record.body, failure):
                 raise
             return
@@ -239,8 +253,9 @@ class Pipeline:
 
         self._records_done = 0
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return process_partial_response(event=event, record_handler=self._on_record, processor=processor,
-                                        context=context)
+        return process_partial_response(
+            event=event, record_handler=self._on_record, processor=processor, context=context
+        )
 
     def _inline(self, event: Any) -> dict[str, Any]:
         """Direct invokes and EventBridge: process now; dead-letter permanent failures when a DLQ exists."""
@@ -248,8 +263,12 @@ class Pipeline:
             return {"status": "applied", "result": self.process(event)}
         except EventFailed as exc:
             if not exc.transient and self._dead_letter(json.dumps(event, default=str), exc.failure):
-                return {"status": "dead_lettered", "reason": exc.failure.attributes()["ErrorMessage"]["StringValue"],
-                        "error_class": exc.failure.error_class, "step": exc.failure.step}
+                return {
+                    "status": "dead_lettered",
+                    "reason": exc.failure.attributes()["ErrorMessage"]["StringValue"],
+                    "error_class": exc.failure.error_class,
+                    "step": exc.failure.step,
+                }
             raise
 
     def _on_eventbridge(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -276,8 +295,12 @@ class Pipeline:
             return http.error(exc.status, exc.error, exc.detail)
         except ConfigError as exc:  # our side (e.g. the secrets are not set yet): the sender should retry
             log.error("cannot check webhooks: %s", exc)
-            return http.error(503, "unavailable", "the webhook secrets cannot be read; retry later",
-                              {"retry-after": RETRY_AFTER_SECONDS})
+            return http.error(
+                503,
+                "unavailable",
+                "the webhook secrets cannot be read; retry later",
+                {"retry-after": RETRY_AFTER_SECONDS},
+            )
         if accepted.reply is not None:
             return http.respond(200, accepted.reply)
         events = accepted.events
@@ -287,8 +310,9 @@ class Pipeline:
                     queue.enqueue(self.settings.queue_url, item)
             except Exception as exc:  # SQS unreachable: the sender must retry, so answer 503
                 log.error("enqueue failed: %s", type(exc).__name__)
-                return http.error(503, "unavailable", "could not queue the event; retry later",
-                                  {"retry-after": RETRY_AFTER_SECONDS})
+                return http.error(
+                    503, "unavailable", "could not queue the event; retry later", {"retry-after": RETRY_AFTER_SECONDS}
+                )
             ids = [item["id"] for item in events]
             observe.count("EventsQueued", self.kind, len(ids))
             return http.respond(accepted.status, {"status": "queued", "id": ids[0], "ids": ids})

@@ -7,9 +7,11 @@ import json
 from importlib import resources
 from typing import Any
 
-KINDS: tuple[str, ...] = ("form_submission", "purchase", "unsubscribe")
+from .kinds import KIND_NAMES as KINDS
+from .kinds import KINDS as _KINDS
+
 # The kind-specific section each kind may carry; the others are not allowed on it.
-SECTIONS: dict[str, str] = {"form_submission": "form", "purchase": "order", "unsubscribe": "unsubscribe"}
+SECTIONS: dict[str, str] = {kind.name: kind.section for kind in _KINDS}
 
 # A failed `pattern` says nothing useful to a user; these say what the field should look like.
 _PATTERN_REASONS: dict[str, str] = {
@@ -51,9 +53,9 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     ref = node.get("$ref")
     if ref is None:
         return out
-    if not ref.startswith(_LOCAL_DEF) or ref[len(_LOCAL_DEF):] not in defs:
+    if not ref.startswith(_LOCAL_DEF) or ref[len(_LOCAL_DEF) :] not in defs:
         raise ValueError(f"cannot inline $ref {ref!r}")
-    target = _inline(defs[ref[len(_LOCAL_DEF):]], defs)
+    target = _inline(defs[ref[len(_LOCAL_DEF) :]], defs)
     return {"allOf": [target], **out} if out else target
 
 
@@ -71,8 +73,7 @@ def inlined_schema(kind: str) -> dict[str, Any]:
     defs = base.get("$defs", {})
     shared = {k: v for k, v in _inline(base, defs).items() if k not in ("$id", "$schema")}
     siblings = {k: _inline(v, defs) for k, v in own.items() if k != "$ref"}
-    return {**{k: siblings.pop(k) for k in ("$schema", "$id", "title") if k in siblings}, "allOf": [shared],
-            **siblings}
+    return {**{k: siblings.pop(k) for k in ("$schema", "$id", "title") if k in siblings}, "allOf": [shared], **siblings}
 
 
 @functools.cache
@@ -100,7 +101,7 @@ def _path(parts: Any) -> str:
 
 def _describe(error: Any, kind: str) -> tuple[str, str]:
     where = _path(error.absolute_path)
-    join = (lambda name: f"{where}.{name}" if where else name)  # noqa: E731
+    join = lambda name: f"{where}.{name}" if where else name  # noqa: E731
     if error.validator == "required":
         missing = next((p for p in error.validator_value if p not in error.instance), "?")
         return join(missing), "is required"

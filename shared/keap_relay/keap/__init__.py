@@ -1,76 +1,23 @@
-"""Keap (Infusionsoft): XML-RPC codec, transport, ContactService and REST v2 clients, error tree; no AWS code."""
+"""Keap (Infusionsoft): XML-RPC codec, transport, ContactService and REST v2 clients, error tree; no AWS code.
 
-from keap_relay.keap.client import DEFAULT_URL, DUP_CHECK_TYPES, SAFE_TO_REPEAT, ContactService
-from keap_relay.keap.codec import decode_response, encode_call
-from keap_relay.keap.errors import (
-    KeapAuthError,
-    KeapBadRequest,
-    KeapConflict,
-    KeapConnectError,
-    KeapConnectionDropped,
-    KeapContactFailed,
-    KeapDatabaseError,
-    KeapEncodeError,
-    KeapError,
-    KeapFault,
-    KeapHTTPError,
-    KeapInvalidKey,
-    KeapLoadingError,
-    KeapMalformedResponse,
-    KeapNoFieldFound,
-    KeapNotFound,
-    KeapRateLimited,
-    KeapRecordNotFound,
-    KeapRequestError,
-    KeapServerError,
-    KeapServiceUnavailable,
-    KeapTimeout,
-    KeapTransportError,
-    KeapUnknownField,
-    KeapUnsafeResponse,
-    KeapUnsupportedOperation,
-)
-from keap_relay.keap.rest import DEFAULT_REST_URL, REST_SAFE_TO_REPEAT, RestClient, rest_base_url
-from keap_relay.keap.throttle import RateInfo, RateLimiter, TokenBucket
+Names are loaded from their modules on first use, so that importing one light module of this package
+(`keap_relay.keap.defaults`, from the webhook path) does not load the clients.
+"""
 
-__all__ = [
-    "DEFAULT_REST_URL",
-    "DEFAULT_URL",
-    "DUP_CHECK_TYPES",
-    "REST_SAFE_TO_REPEAT",
-    "SAFE_TO_REPEAT",
-    "ContactService",
-    "KeapAuthError",
-    "KeapBadRequest",
-    "KeapConflict",
-    "KeapConnectError",
-    "KeapConnectionDropped",
-    "KeapContactFailed",
-    "KeapDatabaseError",
-    "KeapEncodeError",
-    "KeapError",
-    "KeapFault",
-    "KeapHTTPError",
-    "KeapInvalidKey",
-    "KeapLoadingError",
-    "KeapMalformedResponse",
-    "KeapNoFieldFound",
-    "KeapNotFound",
-    "KeapRateLimited",
-    "KeapRecordNotFound",
-    "KeapRequestError",
-    "KeapServerError",
-    "KeapServiceUnavailable",
-    "KeapTimeout",
-    "KeapTransportError",
-    "KeapUnknownField",
-    "KeapUnsafeResponse",
-    "KeapUnsupportedOperation",
-    "RateInfo",
-    "RateLimiter",
-    "RestClient",
-    "TokenBucket",
-    "decode_response",
-    "encode_call",
-    "rest_base_url",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Where each public name lives; `from keap_relay.keap import X` finds it there.
+_HOMES = ("defaults", "errors", "client", "rest", "throttle", "codec")
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("_"):
+        raise AttributeError(name)
+    for home in _HOMES:
+        module = importlib.import_module(f"{__name__}.{home}")
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from keap_relay.keap.codec import decode_response, encode_call
+from keap_relay.keap.defaults import DEFAULT_URL, DUP_CHECK_TYPES
 from keap_relay.keap.errors import (
     KeapMalformedResponse,
     KeapRequestError,
@@ -20,13 +21,11 @@ from keap_relay.keap.throttle import RateInfo, RateLimiter
 
 __all__ = ["DEFAULT_URL", "DUP_CHECK_TYPES", "SAFE_TO_REPEAT", "ContactService"]
 
-DEFAULT_URL = "https://api.infusionsoft.com/crm/xmlrpc/v1"
 
 # The key travels in a header; Keap still wants a first `privateKey` parameter and ignores its value.
 # This is the literal Keap's own PHP SDK sends (spelling included).
 PRIVATE_KEY_PLACEHOLDER = "backwards-compatability"
 
-DUP_CHECK_TYPES = ("Email", "EmailAndName", "EmailAndNameAndCompany")
 
 # Methods whose repetition leaves Keap as one call would: these may be retried even when the first
 # attempt may have been applied (read timeout, connection lost after sending, 5xx, garbled answer).

@@ -227,10 +227,11 @@ def split_name(full: Any) -> tuple[str | None, str | None]:
 # Digits after the decimal point where a currency differs from 2 (Stripe's zero- and three-decimal lists,
 # which Lemon Squeezy and Gumroad, both on Stripe, follow too).
 MINOR_DIGITS: dict[str, int] = {
-    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "VND", "VUV", "XAF",
-                     "XOF", "XPF"), 0),
+    **dict.fromkeys(
+        ("BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "VND", "VUV", "XAF", "XOF", "XPF"), 0
+    ),
     **dict.fromkeys(("BHD", "JOD", "KWD", "OMR", "TND"), 3),
-}  # fmt: skip
+}
 _MONEY_MAX = Decimal("1e12")
 
 
@@ -330,21 +331,51 @@ def prune(value: Any) -> Any:
     return value
 
 
-def address(line1: Any = None, line2: Any = None, city: Any = None, region: Any = None,
-            postal_code: Any = None, country_code: Any = None) -> dict[str, str]:  # fmt: skip
+def address(
+    line1: Any = None,
+    line2: Any = None,
+    city: Any = None,
+    region: Any = None,
+    postal_code: Any = None,
+    country_code: Any = None,
+) -> dict[str, str]:
     """A canonical address of whichever parts the vendor gave."""
-    return prune({"line1": text(line1), "line2": text(line2), "city": text(city), "region": text(region),
-                  "postal_code": text(postal_code), "country_code": text(country_code)})  # fmt: skip
+    return prune(
+        {
+            "line1": text(line1),
+            "line2": text(line2),
+            "city": text(city),
+            "region": text(region),
+            "postal_code": text(postal_code),
+            "country_code": text(country_code),
+        }
+    )
 
 
-def contact(email: Any, first_name: Any = None, last_name: Any = None, *, name: Any = None, phone: Any = None,
-            company: Any = None, address: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+def contact(
+    email: Any,
+    first_name: Any = None,
+    last_name: Any = None,
+    *,
+    name: Any = None,
+    phone: Any = None,
+    company: Any = None,
+    address: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A canonical contact; a full `name` is split only when no first and last name were given."""
     first_name, last_name = text(first_name), text(last_name)
     if not first_name and not last_name and name is not None:
         first_name, last_name = split_name(name)
-    return prune({"email": email_address(email), "first_name": first_name, "last_name": last_name,
-                  "phone": text(phone), "company": text(company), "address": address or None})  # fmt: skip
+    return prune(
+        {
+            "email": email_address(email),
+            "first_name": first_name,
+            "last_name": last_name,
+            "phone": text(phone),
+            "company": text(company),
+            "address": address or None,
+        }
+    )
 
 
 # -- form fields by label --------------------------------------------------------------------------------
@@ -416,8 +447,14 @@ def contact_from_fields(items: Iterable[tuple[str | None, Any]]) -> dict[str, An
     )
 
 
-def canonical_event(kind: str, source: str, event_id: Any, occurred_at: str | None, contact: dict[str, Any],
-                    **section: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+def canonical_event(
+    kind: str,
+    source: str,
+    event_id: Any,
+    occurred_at: str | None,
+    contact: dict[str, Any],
+    **section: dict[str, Any] | None,
+) -> dict[str, Any]:
     """A canonical event; `contact` stays even when empty, so a missing email is reported as such."""
     event: dict[str, Any] = {"kind": kind, "source": source, "id": text(event_id), "occurred_at": occurred_at}
     event = {k: v for k, v in event.items() if v is not None}

@@ -45,8 +45,10 @@ def _advanced_pairs(body: dict[str, str]) -> list[tuple[str | None, Any]]:
         match = _ADVANCED.fullmatch(key)
         if match:
             fields[match[1]][match[2]] = value
-    return [(TYPED_FIELDS.get(f.get("type", "")) or field_for(f.get("title"), name), f.get("value"))
-            for name, f in fields.items()]  # fmt: skip
+    return [
+        (TYPED_FIELDS.get(f.get("type", "")) or field_for(f.get("title"), name), f.get("value"))
+        for name, f in fields.items()
+    ]
 
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
@@ -57,7 +59,11 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
         pairs = _advanced_pairs(body)
     else:
         pairs = [(field_for(key), value) for key, value in body.items() if key.strip().lower() not in META_KEYS]
-    form = prune({"id": text(first(body.get("form_id"), body.get("form[id]"))),
-                  "name": text(first(body.get("form_name"), body.get("form[name]")))})  # fmt: skip
+    form = prune(
+        {
+            "id": text(first(body.get("form_id"), body.get("form[id]"))),
+            "name": text(first(body.get("form_name"), body.get("form[name]"))),
+        }
+    )
     event_id = stable_id(sorted(body.items()))
     return [canonical_event("form_submission", SOURCE, event_id, None, contact_from_fields(pairs), form=form)]

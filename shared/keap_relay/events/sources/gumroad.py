@@ -54,9 +54,22 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
             "unit_price": money_from_minor(unit_minor(sale.get("price"), count), currency),
         }
     )
-    order = prune({"id": text(first(sale.get("order_number"), sale.get("sale_id"))),
-                   "total": money_from_minor(sale.get("price"), currency), "currency": currency,
-                   "items": [item] if item else None})  # fmt: skip
+    order = prune(
+        {
+            "id": text(first(sale.get("order_number"), sale.get("sale_id"))),
+            "total": money_from_minor(sale.get("price"), currency),
+            "currency": currency,
+            "items": [item] if item else None,
+        }
+    )
     person = contact(sale.get("email"), name=sale.get("full_name"))
-    return [canonical_event("purchase", SOURCE, first(sale.get("sale_id"), sale.get("order_number")),
-                            iso_time(sale.get("sale_timestamp")), person, order=order)]  # fmt: skip
+    return [
+        canonical_event(
+            "purchase",
+            SOURCE,
+            first(sale.get("sale_id"), sale.get("order_number")),
+            iso_time(sale.get("sale_timestamp")),
+            person,
+            order=order,
+        )
+    ]

@@ -75,5 +75,8 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     fields = fields_body(headers, raw_body)
     answers = _answers(fields.get("rawRequest"))
     form = prune({"id": text(fields.get("formID")), "name": text(fields.get("formTitle"))})
-    return [canonical_event("form_submission", SOURCE, fields.get("submissionID"), None,
-                            contact_from_fields(_pairs(answers)), form=form)]  # fmt: skip
+    return [
+        canonical_event(
+            "form_submission", SOURCE, fields.get("submissionID"), None, contact_from_fields(_pairs(answers)), form=form
+        )
+    ]

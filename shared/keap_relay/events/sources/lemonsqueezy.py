@@ -64,14 +64,30 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     currency = currency_code(attributes.get("currency"))
     line = as_dict(attributes.get("first_order_item"))  # Lemon Squeezy sends only the first item
     count = quantity(line.get("quantity")) or (1 if line else None)
-    item = prune({"product_id": text(line.get("product_id")),
-                  "name": text(first(line.get("product_name"), line.get("variant_name"))),
-                  "quantity": count, "unit_price": money_from_minor(line.get("price"), currency)})  # fmt: skip
-    order = prune({"id": text(first(attributes.get("order_number"), data.get("id"))),
-                   "total": money_from_minor(attributes.get("total"), currency), "currency": currency,
-                   "items": [item] if item else None})  # fmt: skip
+    item = prune(
+        {
+            "product_id": text(line.get("product_id")),
+            "name": text(first(line.get("product_name"), line.get("variant_name"))),
+            "quantity": count,
+            "unit_price": money_from_minor(line.get("price"), currency),
+        }
+    )
+    order = prune(
+        {
+            "id": text(first(attributes.get("order_number"), data.get("id"))),
+            "total": money_from_minor(attributes.get("total"), currency),
+            "currency": currency,
+            "items": [item] if item else None,
+        }
+    )
     order_id = text(first(data.get("id"), attributes.get("identifier")))
-    return [canonical_event("purchase", SOURCE, f"order-{order_id}" if order_id else None,
-                            iso_time(attributes.get("created_at")),
-                            contact(attributes.get("user_email"), name=attributes.get("user_name")),
-                            order=order)]  # fmt: skip
+    return [
+        canonical_event(
+            "purchase",
+            SOURCE,
+            f"order-{order_id}" if order_id else None,
+            iso_time(attributes.get("created_at")),
+            contact(attributes.get("user_email"), name=attributes.get("user_name")),
+            order=order,
+        )
+    ]

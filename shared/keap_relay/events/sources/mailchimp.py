@@ -61,5 +61,13 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     event_id = stable_id(kind, fields.get("data[list_id]"), email, fields.get("fired_at"))
     person = contact(email, fields.get("data[merges][FNAME]"), fields.get("data[merges][LNAME]"))
     unsubscribe = prune({"reason": text(reason(fields)), "list_id": text(fields.get("data[list_id]"))})
-    return [canonical_event("unsubscribe", SOURCE, event_id, iso_time(fields.get("fired_at"), naive_is_utc=True),
-                            person, unsubscribe=unsubscribe)]  # fmt: skip
+    return [
+        canonical_event(
+            "unsubscribe",
+            SOURCE,
+            event_id,
+            iso_time(fields.get("fired_at"), naive_is_utc=True),
+            person,
+            unsubscribe=unsubscribe,
+        )
+    ]

@@ -84,5 +84,13 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
         raise EventIgnored(
             f"mailgun event {text(kind)!r} is not unsubscribed, complained or a permanent failure; ignored"
         )
-    return [canonical_event("unsubscribe", SOURCE, data.get("id"), iso_from_unix(data.get("timestamp")),
-                            contact(data.get("recipient")), unsubscribe={"reason": reason})]  # fmt: skip
+    return [
+        canonical_event(
+            "unsubscribe",
+            SOURCE,
+            data.get("id"),
+            iso_from_unix(data.get("timestamp")),
+            contact(data.get("recipient")),
+            unsubscribe={"reason": reason},
+        )
+    ]

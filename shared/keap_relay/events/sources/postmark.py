@@ -42,9 +42,22 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
         raise EventIgnored(f"postmark RecordType {text(record)!r} is not SubscriptionChange; ignored")
     if body.get("SuppressSending") is not True:
         raise EventIgnored("postmark SubscriptionChange reactivates the recipient (SuppressSending false); ignored")
-    event_id = stable_id(body.get("Recipient"), body.get("MessageStream"), body.get("ChangedAt"),
-                         body.get("SuppressSending"))  # fmt: skip
-    unsubscribe = prune({"reason": text(first(body.get("SuppressionReason"), body.get("Origin"))),
-                         "list_id": text(body.get("MessageStream"))})  # fmt: skip
-    return [canonical_event("unsubscribe", SOURCE, event_id, iso_time(body.get("ChangedAt")),
-                            contact(body.get("Recipient")), unsubscribe=unsubscribe)]  # fmt: skip
+    event_id = stable_id(
+        body.get("Recipient"), body.get("MessageStream"), body.get("ChangedAt"), body.get("SuppressSending")
+    )
+    unsubscribe = prune(
+        {
+            "reason": text(first(body.get("SuppressionReason"), body.get("Origin"))),
+            "list_id": text(body.get("MessageStream")),
+        }
+    )
+    return [
+        canonical_event(
+            "unsubscribe",
+            SOURCE,
+            event_id,
+            iso_time(body.get("ChangedAt")),
+            contact(body.get("Recipient")),
+            unsubscribe=unsubscribe,
+        )
+    ]

@@ -46,8 +46,11 @@ def _keys(secret: str) -> tuple[Any, Any]:
 
     text_key = secret.strip()
     der = None if text_key.startswith("-----BEGIN") else base64.b64decode(text_key, validate=True)
-    loaders = ((serialization.load_pem_public_key, serialization.load_pem_private_key) if der is None
-               else (serialization.load_der_public_key, serialization.load_der_private_key))  # fmt: skip
+    loaders = (
+        (serialization.load_pem_public_key, serialization.load_pem_private_key)
+        if der is None
+        else (serialization.load_der_public_key, serialization.load_der_private_key)
+    )
     data = text_key.encode() if der is None else der
     try:
         public = loaders[0](data)
@@ -97,8 +100,11 @@ def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
     stamp = require_header(headers, TIMESTAMP_HEADER, "<unix seconds>")
     public, _private = _load(secret)
     try:
-        public.verify(base64.b64decode(given, validate=True), stamp.encode("utf-8", "surrogatepass") + raw_body,
-                      ec.ECDSA(hashes.SHA256()))  # fmt: skip
+        public.verify(
+            base64.b64decode(given, validate=True),
+            stamp.encode("utf-8", "surrogatepass") + raw_body,
+            ec.ECDSA(hashes.SHA256()),
+        )
     except (InvalidSignature, binascii.Error, ValueError):
         raise SignatureInvalid(f"{SIGNATURE_HEADER} does not verify with the configured key") from None
 

@@ -56,10 +56,15 @@ def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
 
 
 def _item(line: dict[str, Any]) -> dict[str, Any]:
-    return prune({"sku": text(line.get("sku")), "product_id": text(line.get("product_id")),
-                  "name": text(first(line.get("name"), line.get("title"))),
-                  "quantity": quantity(line.get("quantity")),
-                  "unit_price": money(line.get("price"))})  # fmt: skip
+    return prune(
+        {
+            "sku": text(line.get("sku")),
+            "product_id": text(line.get("product_id")),
+            "name": text(first(line.get("name"), line.get("title"))),
+            "quantity": quantity(line.get("quantity")),
+            "unit_price": money(line.get("price")),
+        }
+    )
 
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
@@ -81,17 +86,31 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
         first(customer.get("last_name"), billing.get("last_name")),
         phone=first(order.get("phone"), customer.get("phone"), billing.get("phone")),
         company=billing.get("company"),
-        address=address(billing.get("address1"), billing.get("address2"), billing.get("city"),
-                         first(billing.get("province_code"), billing.get("province")), billing.get("zip"),
-                         first(billing.get("country_code"), billing.get("country"))),
-    )  # fmt: skip
-    purchase = prune({
-        "id": text(order.get("id")),
-        "total": money(order.get("total_price")),
-        "currency": currency_code(order.get("currency")),
-        "items": [_item(line) for line in as_list(order.get("line_items")) if isinstance(line, dict)] or None,
-    })  # fmt: skip
+        address=address(
+            billing.get("address1"),
+            billing.get("address2"),
+            billing.get("city"),
+            first(billing.get("province_code"), billing.get("province")),
+            billing.get("zip"),
+            first(billing.get("country_code"), billing.get("country")),
+        ),
+    )
+    purchase = prune(
+        {
+            "id": text(order.get("id")),
+            "total": money(order.get("total_price")),
+            "currency": currency_code(order.get("currency")),
+            "items": [_item(line) for line in as_list(order.get("line_items")) if isinstance(line, dict)] or None,
+        }
+    )
     order_id = text(order.get("id"))
-    return [canonical_event("purchase", SOURCE, f"order-{order_id}" if order_id else None,
-                            iso_time(first(order.get("processed_at"), order.get("created_at"))), person,
-                            order=purchase)]  # fmt: skip
+    return [
+        canonical_event(
+            "purchase",
+            SOURCE,
+            f"order-{order_id}" if order_id else None,
+            iso_time(first(order.get("processed_at"), order.get("created_at"))),
+            person,
+            order=purchase,
+        )
+    ]

@@ -48,8 +48,7 @@ def _header(timestamp: int, signatures: list[str]) -> str:
 def sign(raw_body: bytes, secret: str, *, timestamp: int | None = None) -> dict[str, str]:
     """Stripe's header: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">, the time now unless given."""
     stamp = int(time.time()) if timestamp is None else timestamp
-    return {SIGNATURE_HEADER: _header(stamp, [hex_hmac(secret, f"{stamp}.".encode() + raw_body)]),
-            "content-type": JSON}  # fmt: skip
+    return {SIGNATURE_HEADER: _header(stamp, [hex_hmac(secret, f"{stamp}.".encode() + raw_body)]), "content-type": JSON}
 
 
 def verify(headers: Mapping[str, str], raw_body: bytes, secret: str, *, now: float | None = None) -> None:
@@ -74,10 +73,20 @@ def _checkout(session: dict[str, Any]) -> tuple[str | None, dict[str, Any], dict
         )
     details, currency = as_dict(session.get("customer_details")), currency_code(session.get("currency"))
     place = as_dict(details.get("address"))
-    person = contact(first(details.get("email"), session.get("customer_email")), name=details.get("name"),
-                     phone=details.get("phone"), company=details.get("business_name"),
-                     address=address(place.get("line1"), place.get("line2"), place.get("city"), place.get("state"),
-                                     place.get("postal_code"), place.get("country")))  # fmt: skip
+    person = contact(
+        first(details.get("email"), session.get("customer_email")),
+        name=details.get("name"),
+        phone=details.get("phone"),
+        company=details.get("business_name"),
+        address=address(
+            place.get("line1"),
+            place.get("line2"),
+            place.get("city"),
+            place.get("state"),
+            place.get("postal_code"),
+            place.get("country"),
+        ),
+    )
     order = {
         "id": text(session.get("id")),
         "total": money_from_minor(session.get("amount_total"), currency),
@@ -92,21 +101,38 @@ def _line(line: dict[str, Any], currency: str | None) -> dict[str, Any]:
     count = quantity(line.get("quantity"))
     unit = first(dig(line, "price", "unit_amount"), unit_minor(line.get("amount"), count))
     product = first(dig(line, "price", "product"), dig(line, "pricing", "price_details", "product"))
-    return prune({"product_id": text(product if isinstance(product, str) else dig(product, "id")),
-                  "name": text(line.get("description")), "quantity": count,
-                  "unit_price": money_from_minor(unit, currency)})  # fmt: skip
+    return prune(
+        {
+            "product_id": text(product if isinstance(product, str) else dig(product, "id")),
+            "name": text(line.get("description")),
+            "quantity": count,
+            "unit_price": money_from_minor(unit, currency),
+        }
+    )
 
 
 def _invoice(invoice: dict[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
     place, currency = as_dict(invoice.get("customer_address")), currency_code(invoice.get("currency"))
-    person = contact(invoice.get("customer_email"), name=invoice.get("customer_name"),
-                     phone=invoice.get("customer_phone"),
-                     address=address(place.get("line1"), place.get("line2"), place.get("city"), place.get("state"),
-                                     place.get("postal_code"), place.get("country")))  # fmt: skip
+    person = contact(
+        invoice.get("customer_email"),
+        name=invoice.get("customer_name"),
+        phone=invoice.get("customer_phone"),
+        address=address(
+            place.get("line1"),
+            place.get("line2"),
+            place.get("city"),
+            place.get("state"),
+            place.get("postal_code"),
+            place.get("country"),
+        ),
+    )
     lines = [_line(line, currency) for line in as_list(dig(invoice, "lines", "data")) if isinstance(line, dict)]
-    order = {"id": text(first(invoice.get("number"), invoice.get("id"))),
-             "total": money_from_minor(first(invoice.get("amount_paid"), invoice.get("total")), currency),
-             "currency": currency, "items": lines or None}  # fmt: skip
+    order = {
+        "id": text(first(invoice.get("number"), invoice.get("id"))),
+        "total": money_from_minor(first(invoice.get("amount_paid"), invoice.get("total")), currency),
+        "currency": currency,
+        "items": lines or None,
+    }
     return text(invoice.get("id")), person, order
 
 
@@ -130,5 +156,4 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
             f"stripe event type {text(kind)!r} is not one keap-relay acts on ({', '.join(TYPES)}); ignored"
         )
     key, person, order = read(as_dict(dig(event, "data", "object")))
-    return [canonical_event("purchase", SOURCE, key, iso_from_unix(event.get("created")), person,
-                            order=prune(order))]  # fmt: skip
+    return [canonical_event("purchase", SOURCE, key, iso_from_unix(event.get("created")), person, order=prune(order))]

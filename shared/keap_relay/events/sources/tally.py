@@ -58,6 +58,13 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     data = as_dict(body.get("data"))
     pairs = [(_field(f), f.get("value")) for f in as_list(data.get("fields")) if isinstance(f, dict)]
     form = prune({"id": text(data.get("formId")), "name": text(data.get("formName"))})
-    return [canonical_event("form_submission", SOURCE, first(body.get("eventId"), data.get("responseId")),
-                            iso_time(first(data.get("createdAt"), body.get("createdAt"))),
-                            contact_from_fields(pairs), form=form)]  # fmt: skip
+    return [
+        canonical_event(
+            "form_submission",
+            SOURCE,
+            first(body.get("eventId"), data.get("responseId")),
+            iso_time(first(data.get("createdAt"), body.get("createdAt"))),
+            contact_from_fields(pairs),
+            form=form,
+        )
+    ]

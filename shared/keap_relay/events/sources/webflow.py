@@ -40,8 +40,11 @@ FIELD_HINTS = {"contact.email": "a form field labelled Email"}
 def sign(raw_body: bytes, secret: str, *, timestamp_ms: int | None = None) -> dict[str, str]:
     """Webflow's headers: hex HMAC-SHA256 of "<timestamp ms>:<raw body>", the timestamp now unless given."""
     stamp = str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
-    return {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: hex_hmac(secret, stamp.encode() + b":" + raw_body),
-            "content-type": JSON}  # fmt: skip
+    return {
+        TIMESTAMP_HEADER: stamp,
+        SIGNATURE_HEADER: hex_hmac(secret, stamp.encode() + b":" + raw_body),
+        "content-type": JSON,
+    }
 
 
 def verify(headers: Mapping[str, str], raw_body: bytes, secret: str, *, now: float | None = None) -> None:
@@ -65,5 +68,13 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     data = as_dict(payload.get("data"))
     pairs = [(field_for(label), value) for label, value in data.items()]
     form = prune({"id": text(payload.get("formId")), "name": text(payload.get("name"))})
-    return [canonical_event("form_submission", SOURCE, dig(payload, "id"), iso_time(payload.get("submittedAt")),
-                            contact_from_fields(pairs), form=form)]  # fmt: skip
+    return [
+        canonical_event(
+            "form_submission",
+            SOURCE,
+            dig(payload, "id"),
+            iso_time(payload.get("submittedAt")),
+            contact_from_fields(pairs),
+            form=form,
+        )
+    ]

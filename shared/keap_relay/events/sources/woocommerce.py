@@ -63,10 +63,15 @@ def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
 
 
 def _item(line: dict[str, Any]) -> dict[str, Any]:
-    return prune({"sku": text(line.get("sku")), "product_id": text(line.get("product_id")),
-                  "name": text(line.get("name")),
-                  "quantity": quantity(line.get("quantity")),
-                  "unit_price": money(line.get("price"))})  # fmt: skip
+    return prune(
+        {
+            "sku": text(line.get("sku")),
+            "product_id": text(line.get("product_id")),
+            "name": text(line.get("name")),
+            "quantity": quantity(line.get("quantity")),
+            "unit_price": money(line.get("price")),
+        }
+    )
 
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
@@ -81,18 +86,30 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
         raise EventIgnored(f"woocommerce order status {status!r} is not paid (processing, completed); ignored")
     billing = as_dict(order.get("billing"))
     person = contact(
-        billing.get("email"), billing.get("first_name"), billing.get("last_name"), phone=billing.get("phone"),
+        billing.get("email"),
+        billing.get("first_name"),
+        billing.get("last_name"),
+        phone=billing.get("phone"),
         company=billing.get("company"),
-        address=address(billing.get("address_1"), billing.get("address_2"), billing.get("city"),
-                         billing.get("state"), billing.get("postcode"), billing.get("country")),
-    )  # fmt: skip
-    purchase = prune({
-        "id": text(first(order.get("number"), order.get("id"))),
-        "total": money(order.get("total")),
-        "currency": currency_code(order.get("currency")),
-        "items": [_item(line) for line in as_list(order.get("line_items")) if isinstance(line, dict)] or None,
-    })  # fmt: skip
+        address=address(
+            billing.get("address_1"),
+            billing.get("address_2"),
+            billing.get("city"),
+            billing.get("state"),
+            billing.get("postcode"),
+            billing.get("country"),
+        ),
+    )
+    purchase = prune(
+        {
+            "id": text(first(order.get("number"), order.get("id"))),
+            "total": money(order.get("total")),
+            "currency": currency_code(order.get("currency")),
+            "items": [_item(line) for line in as_list(order.get("line_items")) if isinstance(line, dict)] or None,
+        }
+    )
     order_id = text(order.get("id"))
     paid_at = iso_time(first(order.get("date_paid_gmt"), order.get("date_created_gmt")), naive_is_utc=True)
-    return [canonical_event("purchase", SOURCE, f"order-{order_id}" if order_id else None, paid_at, person,
-                            order=purchase)]  # fmt: skip
+    return [
+        canonical_event("purchase", SOURCE, f"order-{order_id}" if order_id else None, paid_at, person, order=purchase)
+    ]

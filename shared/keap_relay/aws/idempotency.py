@@ -44,11 +44,11 @@ class DynamoCheckpoints:
         self.client = client or dynamodb_client()
 
     def completed(self) -> dict[str, Any]:
-        item = self.client.get_item(
-            TableName=self.table, Key={"id": {"S": self.item_id}}, ConsistentRead=True
-        ).get("Item", {})
+        item = self.client.get_item(TableName=self.table, Key={"id": {"S": self.item_id}}, ConsistentRead=True).get(
+            "Item", {}
+        )
         return {
-            name[len(STEP_PREFIX):]: json.loads(value["S"])
+            name[len(STEP_PREFIX) :]: json.loads(value["S"])
             for name, value in item.items()
             if name.startswith(STEP_PREFIX)
         }

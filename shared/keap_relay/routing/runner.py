@@ -130,13 +130,22 @@ class SequenceRunner:
     @staticmethod
     def _uncertain(step: StepResult, lost: str) -> StepResult:
         step.status, step.transient, step.error_class = "uncertain", False, "OutcomeUnknown"
-        step.error = (f"Keap's answer to {step.call} was lost ({lost}): it may or may not have run. Check the "
-                      "contact in Keap; redrive this event to run the step, purge it if the step ran")
+        step.error = (
+            f"Keap's answer to {step.call} was lost ({lost}): it may or may not have run. Check the "
+            "contact in Keap; redrive this event to run the step, purge it if the step ran"
+        )
         step._cause = OutcomeUnknown(step.error)  # type: ignore[attr-defined]
         return step
 
-    def _call(self, call: Call, contact_id: int | None, key: str, done: dict[str, Any],
-              checkpoints: Checkpoints, deferred: dict[str, Any] | None = None) -> StepResult:
+    def _call(
+        self,
+        call: Call,
+        contact_id: int | None,
+        key: str,
+        done: dict[str, Any],
+        checkpoints: Checkpoints,
+        deferred: dict[str, Any] | None = None,
+    ) -> StepResult:
         name = self.keap.call_names.get(call.op, call.op)
         args = [contact_id, *call.args] if contact_id is not None else list(call.args)
         step = StepResult(key=key, call=name, args=args, status="ok", contact_id=contact_id)
@@ -222,8 +231,9 @@ class SequenceRunner:
                 checkpoints.record_many(deferred)
         result.steps.extend(steps)
         # A permanent failure names the event's failure: it decides where the event goes (the DLQ).
-        failed = sorted((step for step in steps if step.status in ("failed", "uncertain")),
-                        key=lambda step: bool(step.transient))
+        failed = sorted(
+            (step for step in steps if step.status in ("failed", "uncertain")), key=lambda step: bool(step.transient)
+        )
         if failed:
             result.status = "failed"
             raise SequenceFailed(failed[0], failed[0]._cause, result)  # type: ignore[attr-defined]

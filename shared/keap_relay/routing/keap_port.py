@@ -63,7 +63,6 @@ class ContactServicePort(_ClientPort):
         "opt_out": "APIEmailService.optOut",
     }
 
-
     def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> int:
         return self.client.add_with_dup_check(fields, dup_check)
 
@@ -120,7 +119,6 @@ class RestPort(_ClientPort):
         "achieve_goal": "rest.achieveGoal",
         "opt_out": "rest.updateEmailAddressStatus",
     }
-
 
     @staticmethod
     def _one(operation: str, contact_id: int, outcomes: dict[int, str]) -> str:

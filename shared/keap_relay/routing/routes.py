@@ -12,15 +12,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..events.kinds import KINDS
+
 DEFAULT_ROUTES_FILE = "config/routes.yaml"
-DUP_CHECKS: tuple[str, ...] = ("Email", "EmailAndName", "EmailAndNameAndCompany")
 
 # routes-file section -> the event kind it serves
-SECTION_KINDS: dict[str, str] = {
-    "forms": "form_submission",
-    "purchases": "purchase",
-    "unsubscribes": "unsubscribe",
-}
+SECTION_KINDS: dict[str, str] = {kind.routes_section: kind.name for kind in KINDS}
 KIND_SECTIONS: dict[str, str] = {kind: section for section, kind in SECTION_KINDS.items()}
 # Rule keys that name Keap things; every matching rule's entries are unioned per key. Entry as the file
 # has it -> the hashable form kept in Rule.ids: an id, (sequence, campaign), or (integration, call_name).
@@ -103,7 +100,7 @@ def _validator() -> Any:
 
     # Not checked against the metaschema here (~20 ms of a worker's cold start): it ships with the code, and
     # a unit test checks it.
-    text = resources.files("keap_relay.recipes").joinpath("routes.schema.json").read_text("utf-8")
+    text = resources.files("keap_relay.routing").joinpath("routes.schema.json").read_text("utf-8")
     return Draft202012Validator(json.loads(text))
 
 
@@ -146,15 +143,24 @@ def _rule(section: str, index: int, raw: dict[str, Any]) -> Rule:
         for key, value in (raw.get("match") or {}).items()
     }
     ids = {key: tuple(dict.fromkeys(form(e) for e in raw[key])) for key, form in ID_KEYS.items() if raw.get(key)}
-    return Rule(section, index, raw.get("name"), match, ids, dict(raw.get("fields") or {}), raw.get("dup_check"),
-                bool(raw.get("opt_out")))
+    return Rule(
+        section,
+        index,
+        raw.get("name"),
+        match,
+        ids,
+        dict(raw.get("fields") or {}),
+        raw.get("dup_check"),
+        bool(raw.get("opt_out")),
+    )
 
 
 def parse_routes(doc: Any, path: str = "<routes>") -> Routes:
     """Check a parsed routes document against the schema and build Routes from it."""
     if not isinstance(doc, dict):
-        raise RoutesError(f"{path}: top level: must be a mapping with `version: 1` and sections "
-                          f"{', '.join(SECTION_KINDS)}")
+        raise RoutesError(
+            f"{path}: top level: must be a mapping with `version: 1` and sections {', '.join(SECTION_KINDS)}"
+        )
     error = _schema_error(path, doc)
     if error is not None:
         raise error
@@ -183,8 +189,11 @@ def check_routes(routes: Routes, api: str) -> None:
             if api == "rest":
                 from ..keap.rest import maps_to_v2
 
-                problems += [f"{where}: field fields.{name}: the Contact field has no REST v2 counterpart"
-                             for name in rule.fields if not maps_to_v2(name)]
+                problems += [
+                    f"{where}: field fields.{name}: the Contact field has no REST v2 counterpart"
+                    for name in rule.fields
+                    if not maps_to_v2(name)
+                ]
     if problems:
         lines = "\n  ".join(problems)
         raise RoutesError(f"{routes.path}: {len(problems)} rule field(s) cannot run with KEAP_API={api}:\n  {lines}")

@@ -25,6 +25,7 @@ CONTACT_FIELDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("address", "country_code"), "Country"),
 )
 
+
 def _plain(entry: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     return (entry,), (entry,)
 

@@ -1,0 +1,5 @@
+"""Keap's fixed names: the public endpoint and the duplicate-check types ContactService knows."""
+
+DEFAULT_URL = "https://api.infusionsoft.com/crm/xmlrpc/v1"
+# addWithDupCheck's third argument; also what a routes file may name as `dup_check`.
+DUP_CHECK_TYPES: tuple[str, ...] = ("Email", "EmailAndName", "EmailAndNameAndCompany")
