@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "keap-relay needs Python 3.11+ (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ops]'
 	@touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv with the runtime and dev dependencies
@@ -44,7 +44,12 @@ EVENT ?= events/$(FN)/bare.json
 invoke: $(STAMP)  ## run one event through one function without Docker: make invoke FN=forms EVENT=events/forms/bare.json
 	$(BIN)/python -m keap_relay_local invoke --function $(FN) --event $(EVENT)
 
-bench: $(STAMP)  ## run the benchmarks and write docs/benchmarks*.md
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,ops,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## run the benchmarks and write docs/benchmarks*.md (installs the bench extra)
 	$(BIN)/python bench/run_all.py $(if $(QUICK),--quick)
 
 validate: lint  ## alias of lint

@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 from keap_emulator.faults import FaultPlan
 from keap_emulator.quotas import QuotaPlan
+from keap_emulator.server import DEFAULT_API_KEY as DEFAULT_KEY
 from keap_emulator.server import EmulatorServer
 from keap_emulator.world import WorldError
 
 DEFAULT_PORT = 8765
-DEFAULT_KEY = "local-dev-key"
 KEY_ENV = "KEAP_EMULATOR_API_KEY"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 

@@ -105,6 +105,9 @@ _INSTEAD_OF_REST: dict[str, Callable[[Injection, dict[str, str]], Reply]] = {
 }
 
 
+DEFAULT_API_KEY = "local-dev-key"  # the emulator's published key; not a secret
+
+
 class EmulatorServer:
     """Keap's ContactService over XML-RPC/HTTP on 127.0.0.1, with quotas, fault injection and inspection."""
 
@@ -112,7 +115,7 @@ class EmulatorServer:
         self,
         port: int = 0,
         db: str | Path = ":memory:",
-        api_key: str = "local-dev-key",
+        api_key: str = DEFAULT_API_KEY,
         seed: World | str | Path | dict[str, Any] | None = None,
         quota: QuotaPlan | None = None,
         faults: FaultPlan | None = None,

@@ -10,6 +10,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from keap_relay.keap.defaults import DEFAULT_URL
+
+from .defaults import DEFAULT_WEBHOOK_SECRETS, EMULATOR_API_KEY, ROOT
 from .fnhost import FunctionHost, wait_all_ready
 from .gateway import Gateway
 from .moto_sqs_move import install as install_message_move_tasks
@@ -19,12 +22,7 @@ from .template import StackSpec, read_stack
 
 log = logging.getLogger("keap_relay_local.stack")
 
-ROOT = Path(__file__).resolve().parents[2]
-# The local webhook secrets, one per source; the samples in events/ are signed with them.
-LOCAL_SECRETS_FILE = Path(__file__).resolve().parents[2] / "events" / "local-secrets.json"
-DEFAULT_WEBHOOK_SECRETS: dict[str, str] = json.loads(LOCAL_SECRETS_FILE.read_text("utf-8"))
-EMULATOR_API_KEY = "local-dev-key"
-REAL_KEAP_URL = "https://api.infusionsoft.com/crm/xmlrpc/v1"
+REAL_KEAP_URL = DEFAULT_URL
 DEFAULT_VISIBILITY_TIMEOUT = 2
 
 # What callers may call a function by, besides its folder name: the canonical event kinds.

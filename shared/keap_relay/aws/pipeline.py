@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # the planner and runner are the worker path's: a webhook is 
 
 log = logging.getLogger("keap_relay.pipeline")
 RETRY_AFTER_SECONDS = "60"  # what a sender is told to wait when Keap or SQS is down
-OUTCOME_UNKNOWN = "OutcomeUnknown"  # the error class the runner gives a once-only step with a lost answer
 
 
 class EventFailed(Exception):
@@ -229,6 +228,8 @@ class Pipeline:
                 queue.requeue(self.settings.queue_url, record.body, retry.next(0, same=True))
                 return
             raise TimeoutError("too little time left in this invocation; SQS will redeliver the record")
+        from ..routing.runner import OUTCOME_UNKNOWN
+
         # A person redrove an event whose once-only step had an unknown outcome, having checked Keap: run it.
         self._rerun_uncertain = retry.redriven_error == OUTCOME_UNKNOWN
         self._records_done += 1

@@ -9,6 +9,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+# The message attributes of a dead letter, in the order `keap-relay dlq` shows them. Redrives and operators
+# read them for up to 14 days after they were written, so names never change.
+DEAD_LETTER_ATTRIBUTES: tuple[str, ...] = (
+    "ErrorClass",
+    "ErrorMessage",
+    "FailedStep",
+    "AttemptCount",
+    "Transient",
+    "Kind",
+    "Source",
+    "EventId",
+    "FailedAt",
+)
 MAX_ATTRIBUTE_TEXT = 1000  # keep reasons readable and well under SQS's 256 KiB message limit
 
 
@@ -46,8 +59,8 @@ class Failure:
             "FailedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         return {
-            name: {"DataType": "Number" if name == "AttemptCount" else "String", "StringValue": value}
-            for name, value in values.items()
+            name: {"DataType": "Number" if name == "AttemptCount" else "String", "StringValue": values[name]}
+            for name in DEAD_LETTER_ATTRIBUTES
         }
 
 

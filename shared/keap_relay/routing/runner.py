@@ -21,6 +21,11 @@ ONCE_ONLY_OPS: frozenset[str] = frozenset({"run_action_set", "achieve_goal"})
 UNCERTAIN = "outcome-unknown"
 
 
+# The error class of a once-only step whose answer was lost: it travels in dead letters (ErrorClass) for up to
+# 14 days and decides whether a redrive may run the step again, so its value never changes.
+OUTCOME_UNKNOWN = "OutcomeUnknown"
+
+
 class OutcomeUnknown(Exception):
     """Keap's answer to a once-only step was lost: it may or may not have run. Permanent: a person decides."""
 
@@ -129,7 +134,7 @@ class SequenceRunner:
 
     @staticmethod
     def _uncertain(step: StepResult, lost: str) -> StepResult:
-        step.status, step.transient, step.error_class = "uncertain", False, "OutcomeUnknown"
+        step.status, step.transient, step.error_class = "uncertain", False, OUTCOME_UNKNOWN
         step.error = (
             f"Keap's answer to {step.call} was lost ({lost}): it may or may not have run. Check the "
             "contact in Keap; redrive this event to run the step, purge it if the step ran"
