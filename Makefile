@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help setup run test lint demo invoke bench validate build clean
+.PHONY: help setup run test test-fast lint demo invoke bench validate build clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -29,6 +29,11 @@ test: $(STAMP)  ## lint and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## lint and run everything but the end-to-end tests (under a minute)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest tests/unit tests/integration
 
 lint: $(STAMP)  ## ruff (check and format), cfn-lint and sam validate --lint
 	$(BIN)/ruff check .
