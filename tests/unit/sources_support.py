@@ -10,6 +10,16 @@ from keap_relay.aws.http import Request
 from keap_relay.events.kinds import by_name
 from keap_relay.events.sources import sign_request
 
+# A P-256 key pair made for these tests (PKCS#8 private, SPKI public), as SendGrid's verification key would be.
+SG_PRIVATE = (
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgFS2AtgOdXgpQY6nshgvScf4ka1JwBGyVzp9wH3m8mdqhRANCAAQS8yRYl"
+    "R7NL51L9P8RiHRDs1HhfnlSsJeFd/ctVCg5OA/F1YydgKy+wBdle4DyQToO5/iM3PfoN4PHDv02kikY"
+)
+SG_PUBLIC = (
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEvMkWJUezS+dS/T/EYh0Q7NR4X55UrCXhXf3LVQoOTgPxdWMnYCsvsAXZXuA8kE6Duf4jNz3"
+    "6DeDxw79NpIpGA=="
+)
+
 
 def accept(
     kind: str,

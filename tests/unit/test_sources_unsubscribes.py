@@ -6,7 +6,7 @@ import json
 
 import pytest
 import sources_support
-from sources_support import ignored
+from sources_support import SG_PRIVATE, SG_PUBLIC, ignored
 
 from keap_relay.aws import ingest
 from keap_relay.aws.http import Request
@@ -15,15 +15,6 @@ from keap_relay.events.sources import mailgun, sendgrid
 
 SECRET = "mail-secret-for-tests"
 KIND = "unsubscribe"
-# A P-256 key pair made for these tests (PKCS#8 private, SPKI public), as SendGrid's verification key would be.
-SG_PRIVATE = (
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgFS2AtgOdXgpQY6nshgvScf4ka1JwBGyVzp9wH3m8mdqhRANCAAQS8yRYl"
-    "R7NL51L9P8RiHRDs1HhfnlSsJeFd/ctVCg5OA/F1YydgKy+wBdle4DyQToO5/iM3PfoN4PHDv02kikY"
-)
-SG_PUBLIC = (
-    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEvMkWJUezS+dS/T/EYh0Q7NR4X55UrCXhXf3LVQoOTgPxdWMnYCsvsAXZXuA8kE6Duf4jNz3"
-    "6DeDxw79NpIpGA=="
-)
 
 
 # Each request goes to this kind's URL, signed with SECRET (or `secret=`) and checked with that key (or `verify_with=`).
