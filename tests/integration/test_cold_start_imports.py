@@ -39,7 +39,8 @@ WORKER_ONLY = (
 WEBHOOK_ONLY = (
     "keap_relay.aws.ingest",
     "keap_relay.events.sources",
-    "keap_relay.events.sources._common",
+    "keap_relay.events.sources._bodies",
+    "keap_relay.events.sources._signatures",
     "keap_relay.events.sources.generic",
 )
 # Never loaded by a generic webhook: the other sources' adapters.

@@ -17,13 +17,13 @@ from keap_relay.aws import queue
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import Pipeline
 from keap_relay.events.errors import BodyUnparseable
+from keap_relay.events.kinds import FOLDERS, kind_named
 from keap_relay.events.sources import SOURCES, SignedRequest, sign_request, source_spec
-from keap_relay.events.sources._common import multipart_body
+from keap_relay.events.sources._bodies import multipart_body
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 SECRETS = json.loads((EVENTS / "local-secrets.json").read_text(encoding="utf-8"))
-KIND_OF = {"forms": "form_submission", "purchases": "purchase", "unsubscribes": "unsubscribe"}
 FUZZ = settings(
     max_examples=20,
     deadline=None,
@@ -34,7 +34,7 @@ FUZZ = settings(
 
 
 def _sample(source):
-    folder = next(f for f in KIND_OF if (EVENTS / f / f"http-{source}.json").exists())
+    folder = next(f for f in FOLDERS if (EVENTS / f / f"http-{source}.json").exists())
     sample = json.loads((EVENTS / folder / f"http-{source}.json").read_text(encoding="utf-8"))
     raw = base64.b64decode(sample["body"]) if sample["isBase64Encoded"] else sample["body"].encode()
     return folder, sample["headers"]["content-type"], raw
@@ -126,13 +126,14 @@ def send(
         "isBase64Encoded": b64,
     }
     spy.calls.clear()
+    kind = kind_named(folder).name
     settings_ = Settings(
-        kind=KIND_OF[folder],
+        kind=kind,
         keap_url="http://127.0.0.1:9",
         queue_url=work_queue,
         webhook_secrets_env=json.dumps(SECRETS),
     )
-    out = Pipeline(KIND_OF[folder], settings_).handle(event)
+    out = Pipeline(kind, settings_).handle(event)
     check(out, spy)
     return out
 

@@ -13,12 +13,12 @@ import pytest
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import Pipeline
 from keap_relay.events.errors import BodyUnparseable
+from keap_relay.events.kinds import FOLDERS, kind_named
 from keap_relay.events.sources import SOURCES, SignedRequest, mailgun, sign_request, source_spec, stripe, webflow
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 SECRETS = json.loads((EVENTS / "local-secrets.json").read_text(encoding="utf-8"))
-KIND_OF = {"forms": "form_submission", "purchases": "purchase", "unsubscribes": "unsubscribe"}
 EMAIL = re.compile(r"[\w.+-]+(@|%40)[\w-]+(\.[\w-]+)+")
 # Another P-256 private key: SendGrid's "wrong secret" is a signature by a key other than the configured one.
 OTHER_SENDGRID_KEY = (
@@ -87,7 +87,7 @@ def pipeline(kind, queue_url):
 
 
 def handle(source, event, queue_url, folder=None):
-    return pipeline(KIND_OF[folder or SAMPLES[source][0]], queue_url).handle(event)
+    return pipeline(kind_named(folder or SAMPLES[source][0]).name, queue_url).handle(event)
 
 
 def drain(sqs, url):
@@ -112,7 +112,7 @@ def test_each_sources_sample_is_queued_as_canonical_events(source, sqs, work_que
     reply = json.loads(out["body"])
     queued = drain(sqs, work_queue)
     assert [event["id"] for event in queued] == reply["ids"] and reply["status"] == "queued"
-    kind = KIND_OF[SAMPLES[source][0]]
+    kind = kind_named(SAMPLES[source][0]).name
     for event in queued:
         assert event["kind"] == kind and event["source"] in (source, "generic") and event["contact"]["email"]
     no_secret_in(out)
@@ -232,7 +232,7 @@ def test_each_bad_request_gets_its_status_a_json_error_and_queues_nothing(source
 
 @pytest.mark.parametrize("source", sorted(set(SAMPLES) - {"generic"}))
 def test_a_source_posted_to_another_kinds_url_is_404_naming_its_own(source, work_queue):
-    folder = next(f for f in KIND_OF if f != SAMPLES[source][0])
+    folder = next(f for f in FOLDERS if f != SAMPLES[source][0])
     out = handle(source, signed_event(source), work_queue, folder=folder)
     assert out["statusCode"] == 404
     assert f"/{SAMPLES[source][0]}/{source}" in json.loads(out["body"])["detail"]

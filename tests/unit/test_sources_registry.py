@@ -1,6 +1,7 @@
 """The source registry: every adapter declares what it serves and signs what it verifies."""
 
 import pytest
+from sources_support import SG_PRIVATE, SG_PUBLIC
 
 from keap_relay.aws import ingest
 from keap_relay.aws.http import Request, parse_request
@@ -9,10 +10,6 @@ from keap_relay.events.errors import MethodNotAllowed, SignatureInvalid, Unknown
 from keap_relay.events.sources import SOURCES, sign_request, source_spec, sources_for
 
 SECRET = "registry-secret-for-tests"
-SG_PRIVATE = (
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgFS2AtgOdXgpQY6nshgvScf4ka1JwBGyVzp9wH3m8mdqhRANCAAQS8yRYl"
-    "R7NL51L9P8RiHRDs1HhfnlSsJeFd/ctVCg5OA/F1YydgKy+wBdle4DyQToO5/iM3PfoN4PHDv02kikY"
-)
 EXPECTED = {
     "form_submission": {"generic", "typeform", "jotform", "webflow", "tally", "gravityforms", "elementor"},
     "purchase": {"generic", "shopify", "woocommerce", "stripe", "gumroad", "lemonsqueezy"},
@@ -48,14 +45,7 @@ def test_every_signing_adapter_verifies_what_it_signs_and_nothing_else(name):
     body = b'{"signature": {}, "event-data": {}}' if name == "mailgun" else b'[{"email": "a@example.com"}]'
     signed = sign_request(name, body, secret)
     headers = {k.lower(): v for k, v in signed.headers.items()}
-    verify_with = (
-        (
-            "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEvMkWJUezS+dS/T/EYh0Q7NR4X55UrCXhXf3LVQoOTgPxdWMnYCsvsAXZXuA8kE6"
-            "Duf4jNz36DeDxw79NpIpGA=="
-        )
-        if name == "sendgrid"
-        else secret
-    )
+    verify_with = SG_PUBLIC if name == "sendgrid" else secret
     module.verify(headers, signed.body, verify_with)
     tampered = signed.body.replace(b"{}", b'{"x": 1}', 1) if name == "mailgun" else signed.body.replace(b"a@", b"b@")
     if name != "mailgun":  # Mailgun signs timestamp + token, not the event: its tamper test is the signature

@@ -8,6 +8,11 @@ An adapter module declares, besides those functions:
   counts only 200 as delivered), FIELD_HINTS (where a canonical field comes from, for 422 details),
   handshake(method, headers, raw_body) for a vendor's URL check, and sign_body() when the vendor signs
   inside the body.
+
+What adapters share lives in the private modules beside them, one concern each: _bodies (reading a body by
+its content type), _signatures (HMAC header schemes, the URL token, signed-time tolerance), _values (text,
+money, times, ids), _event (contact, address, line items, the event) and _form_fields (form labels ->
+contact fields). The webhook path loads the package, _signatures, and the request's adapter with its imports.
 """
 
 from __future__ import annotations
@@ -19,7 +24,21 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from ._common import TOKEN_PARAM
+from ._signatures import TOKEN_PARAM, verify_token
+
+__all__ = [
+    "DEFAULT_SUCCESS_STATUS",
+    "SOURCES",
+    "SOURCE_NAMES",
+    "TOKEN_PARAM",
+    "SignedRequest",
+    "Source",
+    "adapter",
+    "sign_request",
+    "source_spec",
+    "sources_for",
+    "verify_token",
+]
 
 # URL source names, each the name of its adapter module here. A vendor adapter is added here and nowhere else.
 SOURCE_NAMES: tuple[str, ...] = (

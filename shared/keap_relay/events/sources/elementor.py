@@ -7,18 +7,10 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from ._common import (
-    FORM,
-    canonical_event,
-    contact_from_fields,
-    field_for,
-    first,
-    form_body,
-    prune,
-    require_media,
-    stable_id,
-    text,
-)
+from ._bodies import FORM, form_body, require_media_type
+from ._event import form_submission
+from ._form_fields import contact_field_for, contact_from_fields
+from ._values import first_present, stable_id
 
 SOURCE = "elementor"
 KINDS = ("form_submission",)
@@ -46,24 +38,20 @@ def _advanced_pairs(body: dict[str, str]) -> list[tuple[str | None, Any]]:
         if match:
             fields[match[1]][match[2]] = value
     return [
-        (TYPED_FIELDS.get(f.get("type", "")) or field_for(f.get("title"), name), f.get("value"))
+        (TYPED_FIELDS.get(f.get("type", "")) or contact_field_for(f.get("title"), name), f.get("value"))
         for name, f in fields.items()
     ]
 
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     """One form_submission per post; Elementor sends no submission id, so the id is a hash of the body."""
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     body = form_body(headers, raw_body)
     if any(_ADVANCED.fullmatch(key) for key in body):
         pairs = _advanced_pairs(body)
     else:
-        pairs = [(field_for(key), value) for key, value in body.items() if key.strip().lower() not in META_KEYS]
-    form = prune(
-        {
-            "id": text(first(body.get("form_id"), body.get("form[id]"))),
-            "name": text(first(body.get("form_name"), body.get("form[name]"))),
-        }
-    )
+        pairs = [(contact_field_for(key), value) for key, value in body.items() if key.strip().lower() not in META_KEYS]
+    form_id = first_present(body.get("form_id"), body.get("form[id]"))
+    form_name = first_present(body.get("form_name"), body.get("form[name]"))
     event_id = stable_id(sorted(body.items()))
-    return [canonical_event("form_submission", SOURCE, event_id, None, contact_from_fields(pairs), form=form)]
+    return [form_submission(SOURCE, event_id, None, contact_from_fields(pairs), form_id=form_id, form_name=form_name)]

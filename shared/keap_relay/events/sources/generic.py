@@ -6,34 +6,27 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..canonical import KINDS as ALL_KINDS
-from ..errors import BodyUnparseable, SignatureInvalid
-from ._common import JSON, hex_hmac, json_body, require_header, require_media, same
+from ..errors import BodyUnparseable
+from ._bodies import JSON, json_body, require_media_type
+from ._signatures import HmacHeader
 
 KINDS = ALL_KINDS  # the one source every function accepts: its events say their own kind
 CONTENT_TYPES = (JSON,)
 AUTH = ("signature",)
-SIGNATURE_HEADER = "x-relay-signature"
+SIGNATURE = HmacHeader("x-relay-signature", "hex", scheme="sha256")  # sha256=<hex>
 MAX_EVENTS = 100  # a batch bigger than this is someone else's bulk import; send it to the queue directly
+
+verify = SIGNATURE.verify  # SignatureInvalid unless the header is sha256=<hex HMAC-SHA256 of the raw body>
 
 
 def sign(raw_body: bytes, secret: str) -> dict[str, str]:
     """Headers that make `raw_body` a correctly signed generic webhook (for tests, demos and senders)."""
-    return {SIGNATURE_HEADER: f"sha256={hex_hmac(secret, raw_body)}", "content-type": JSON}
-
-
-def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
-    """Raise SignatureInvalid unless the header holds the body's HMAC-SHA256 (hex) under `secret`."""
-    value = require_header(headers, SIGNATURE_HEADER, "sha256=<hex>")
-    scheme, _, given = value.partition("=")
-    if scheme.strip().lower() != "sha256" or not given:
-        raise SignatureInvalid(f"malformed {SIGNATURE_HEADER} header (expected sha256=<hex>)")
-    if not same(given.strip().lower(), hex_hmac(secret, raw_body)):
-        raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match the body")
+    return {**SIGNATURE.sign(raw_body, secret), "content-type": JSON}
 
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     """The canonical event(s) in the body: one JSON object, or an array of them."""
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     body = json_body(raw_body)
     events = body if isinstance(body, list) else [body]
     if not events or not all(isinstance(event, dict) for event in events):

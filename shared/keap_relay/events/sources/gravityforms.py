@@ -7,20 +7,10 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from ._common import (
-    FORM,
-    JSON,
-    canonical_event,
-    contact,
-    contact_from_fields,
-    field_for,
-    fields_body,
-    first,
-    prune,
-    require_media,
-    stable_id,
-    text,
-)
+from ._bodies import FORM, JSON, fields_body, require_media_type
+from ._event import contact, form_submission
+from ._form_fields import contact_field_for, contact_from_fields
+from ._values import clean_text, first_present, stable_id
 
 SOURCE = "gravityforms"
 KINDS = ("form_submission",)
@@ -48,7 +38,7 @@ def _entry_contact(body: dict[str, Any]) -> dict[str, Any]:
     email = None
     for key, value in body.items():
         match = _INPUT.fullmatch(key)
-        if not match or text(value) is None:
+        if not match or clean_text(value) is None:
             continue
         field, part = match.groups()
         if part:
@@ -62,10 +52,11 @@ def _entry_contact(body: dict[str, Any]) -> dict[str, Any]:
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     """One form_submission per entry. Keys named like contact fields (the 'Select Fields' body) win;
     an 'All Fields' entry is read by Gravity Forms' standard input ids."""
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     body = fields_body(headers, raw_body)
-    named = contact_from_fields((field_for(key), value) for key, value in body.items() if not _INPUT.fullmatch(key))
+    named = contact_from_fields(
+        (contact_field_for(key), value) for key, value in body.items() if not _INPUT.fullmatch(key)
+    )
     person = {**_entry_contact(body), **named}
-    event_id = first(text(body.get("id")), stable_id(sorted((str(k), str(v)) for k, v in body.items())))
-    form = prune({"id": text(body.get("form_id"))})
-    return [canonical_event("form_submission", SOURCE, event_id, None, person, form=form)]
+    event_id = first_present(clean_text(body.get("id")), stable_id(sorted((str(k), str(v)) for k, v in body.items())))
+    return [form_submission(SOURCE, event_id, None, person, form_id=body.get("form_id"))]

@@ -6,21 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import EventIgnored
-from ._common import (
-    FORM,
-    canonical_event,
-    contact,
-    currency_code,
-    first,
-    form_body,
-    iso_time,
-    money_from_minor,
-    prune,
-    quantity,
-    require_media,
-    text,
-    unit_minor,
-)
+from ._bodies import FORM, form_body, require_media_type
+from ._event import contact, line_item, purchase
+from ._values import currency_code, first_present, iso_time, money_from_minor, quantity, unit_price_minor
 
 SOURCE = "gumroad"
 KINDS = ("purchase",)
@@ -39,37 +27,30 @@ def sign(raw_body: bytes, secret: str) -> dict[str, str]:
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     """One purchase per sale ping (price in minor units of `currency`); refunds and disputes are ignored."""
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     sale = form_body(headers, raw_body)
     for flag, what in NOT_A_SALE.items():
         if sale.get(flag, "").strip().lower() == "true":
             raise EventIgnored(f"gumroad ping is {what}, not a sale; ignored")
     currency = currency_code(sale.get("currency"))
     count = quantity(sale.get("quantity"))
-    item = prune(
-        {
-            "product_id": text(sale.get("product_id")),
-            "name": text(sale.get("product_name")),
-            "quantity": count,
-            "unit_price": money_from_minor(unit_minor(sale.get("price"), count), currency),
-        }
+    item = line_item(
+        product_id=sale.get("product_id"),
+        name=sale.get("product_name"),
+        quantity=count,
+        unit_price=money_from_minor(unit_price_minor(sale.get("price"), count), currency),
     )
-    order = prune(
-        {
-            "id": text(first(sale.get("order_number"), sale.get("sale_id"))),
-            "total": money_from_minor(sale.get("price"), currency),
-            "currency": currency,
-            "items": [item] if item else None,
-        }
-    )
+    sale_id, order_number = sale.get("sale_id"), sale.get("order_number")
     person = contact(sale.get("email"), name=sale.get("full_name"))
     return [
-        canonical_event(
-            "purchase",
+        purchase(
             SOURCE,
-            first(sale.get("sale_id"), sale.get("order_number")),
+            first_present(sale_id, order_number),
             iso_time(sale.get("sale_timestamp")),
             person,
-            order=order,
+            order_id=first_present(order_number, sale_id),
+            total=money_from_minor(sale.get("price"), currency),
+            currency=currency,
+            items=[item] if item else None,
         )
     ]

@@ -7,19 +7,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import BodyUnparseable
-from ._common import (
-    FORM,
-    MULTIPART,
-    address,
-    canonical_event,
-    contact_from_fields,
-    field_for,
-    fields_body,
-    json_body,
-    prune,
-    require_media,
-    text,
-)
+from ._bodies import FORM, MULTIPART, fields_body, json_body, require_media_type
+from ._event import AddressKeys, address_from, form_submission
+from ._form_fields import contact_field_for, contact_from_fields
 
 SOURCE = "jotform"
 KINDS = ("form_submission",)
@@ -27,13 +17,12 @@ CONTENT_TYPES = (MULTIPART, FORM)
 AUTH = ("token",)  # Jotform does not sign: the URL carries ?token=<secret>
 FIELD_HINTS = {"contact.email": "an answer to an Email question (a rawRequest key such as q12_email)"}
 _QUESTION = re.compile(r"q\d+_\w+")
+ADDRESS = AddressKeys("addr_line1", "addr_line2", "city", "state", "postal", "country")  # an Address answer
 
 # Jotform's compound answers (objects), turned into what the contact field wants, by contact field.
 COMPOUND: dict[str, Callable[[dict[str, Any]], Any]] = {
     "phone": lambda v: v.get("full") or " ".join(str(v[k]) for k in ("area", "phone") if v.get(k)),
-    "address": lambda v: address(
-        v.get("addr_line1"), v.get("addr_line2"), v.get("city"), v.get("state"), v.get("postal"), v.get("country")
-    ),
+    "address": lambda v: address_from(v, ADDRESS),
     "name": lambda v: v,  # {first, middle, last}: contact_from_fields reads first and last
 }
 
@@ -61,7 +50,7 @@ def _pairs(answers: dict[str, Any]) -> list[tuple[str | None, Any]]:
     for key, value in answers.items():
         if not _QUESTION.fullmatch(key):
             continue  # slug, event_id, timers and other form bookkeeping
-        target = field_for(key)
+        target = contact_field_for(key)
         if isinstance(value, dict):
             convert = COMPOUND.get(target or "")
             value = convert(value) if convert else None
@@ -71,12 +60,9 @@ def _pairs(answers: dict[str, Any]) -> list[tuple[str | None, Any]]:
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     """One form_submission per delivery; the answers are found by their question names."""
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     fields = fields_body(headers, raw_body)
     answers = _answers(fields.get("rawRequest"))
-    form = prune({"id": text(fields.get("formID")), "name": text(fields.get("formTitle"))})
-    return [
-        canonical_event(
-            "form_submission", SOURCE, fields.get("submissionID"), None, contact_from_fields(_pairs(answers)), form=form
-        )
-    ]
+    person = contact_from_fields(_pairs(answers))
+    form_id, form_name = fields.get("formID"), fields.get("formTitle")
+    return [form_submission(SOURCE, fields.get("submissionID"), None, person, form_id=form_id, form_name=form_name)]

@@ -6,18 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import EventIgnored
-from ._common import (
-    FORM,
-    canonical_event,
-    contact,
-    first,
-    form_body,
-    iso_time,
-    prune,
-    require_media,
-    stable_id,
-    text,
-)
+from ._bodies import FORM, form_body, require_media_type
+from ._event import contact, unsubscribe
+from ._values import first_present, iso_time, stable_id
 
 SOURCE = "mailchimp"
 KINDS = ("unsubscribe",)
@@ -28,8 +19,8 @@ FIELD_HINTS = {"contact.email": "data[email]"}
 
 # Event types that end a subscription, and how each one's reason reads.
 TYPES = {
-    "unsubscribe": lambda f: first(f.get("data[reason]"), f.get("data[action]"), "unsubscribe"),
-    "cleaned": lambda f: f"cleaned: {first(f.get('data[reason]'), 'bounced')}",
+    "unsubscribe": lambda f: first_present(f.get("data[reason]"), f.get("data[action]"), "unsubscribe"),
+    "cleaned": lambda f: f"cleaned: {first_present(f.get('data[reason]'), 'bounced')}",
 }
 
 
@@ -51,23 +42,14 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     Mailchimp sends no event id: the id is a hash of type, list, email and fired_at, so a retry maps to it.
     fired_at carries no zone; Mailchimp's times are UTC.
     """
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     fields = form_body(headers, raw_body)
     kind = fields.get("type", "")
     reason = TYPES.get(kind)
     if reason is None:
         raise EventIgnored(f"mailchimp type {kind[:40]!r} is not unsubscribe or cleaned; ignored")
-    email = first(fields.get("data[email]"), fields.get("data[merges][EMAIL]"))
+    email = first_present(fields.get("data[email]"), fields.get("data[merges][EMAIL]"))
     event_id = stable_id(kind, fields.get("data[list_id]"), email, fields.get("fired_at"))
     person = contact(email, fields.get("data[merges][FNAME]"), fields.get("data[merges][LNAME]"))
-    unsubscribe = prune({"reason": text(reason(fields)), "list_id": text(fields.get("data[list_id]"))})
-    return [
-        canonical_event(
-            "unsubscribe",
-            SOURCE,
-            event_id,
-            iso_time(fields.get("fired_at"), naive_is_utc=True),
-            person,
-            unsubscribe=unsubscribe,
-        )
-    ]
+    fired_at = iso_time(fields.get("fired_at"), naive_is_utc=True)
+    return [unsubscribe(SOURCE, event_id, fired_at, person, reason=reason(fields), list_id=fields.get("data[list_id]"))]

@@ -9,19 +9,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import EventIgnored, SignatureInvalid
-from ._common import (
-    JSON,
-    as_dict,
-    canonical_event,
-    check_age,
-    contact,
-    hex_hmac,
-    iso_from_unix,
-    json_object,
-    require_media,
-    same,
-    text,
-)
+from ._bodies import JSON, json_object, require_media_type
+from ._event import contact, unsubscribe
+from ._signatures import constant_time_equal, hex_hmac, require_recent
+from ._values import as_dict, clean_text, iso_from_unix
 
 SOURCE = "mailgun"
 KINDS = ("unsubscribe",)
@@ -69,28 +60,20 @@ def verify(headers: Mapping[str, str], raw_body: bytes, secret: str, *, now: flo
         raise SignatureInvalid("missing signature.timestamp, .token or .signature in the body")
     if not stamp.isdigit() or len(stamp) > 12:
         raise SignatureInvalid("malformed signature.timestamp (expected unix seconds)")
-    if not same(given.lower(), hex_hmac(secret, (stamp + token).encode("utf-8", "surrogatepass"))):
+    if not constant_time_equal(given.lower(), hex_hmac(secret, (stamp + token).encode("utf-8", "surrogatepass"))):
         raise SignatureInvalid("signature.signature does not match signature.timestamp + token")
-    check_age(int(stamp), TOLERANCE_SECONDS, time.time() if now is None else now)
+    require_recent(int(stamp), TOLERANCE_SECONDS, now)
 
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     """One unsubscribe per unsubscribed, complained or permanently failed event; others are ignored."""
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     data = as_dict(json_object(raw_body).get("event-data"))
     kind = data.get("event")
     reason = TYPES[kind](data) if isinstance(kind, str) and kind in TYPES else None
     if reason is None:
         raise EventIgnored(
-            f"mailgun event {text(kind)!r} is not unsubscribed, complained or a permanent failure; ignored"
+            f"mailgun event {clean_text(kind)!r} is not unsubscribed, complained or a permanent failure; ignored"
         )
-    return [
-        canonical_event(
-            "unsubscribe",
-            SOURCE,
-            data.get("id"),
-            iso_from_unix(data.get("timestamp")),
-            contact(data.get("recipient")),
-            unsubscribe={"reason": reason},
-        )
-    ]
+    occurred_at = iso_from_unix(data.get("timestamp"))
+    return [unsubscribe(SOURCE, data.get("id"), occurred_at, contact(data.get("recipient")), reason=reason)]

@@ -6,18 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import EventIgnored
-from ._common import (
-    JSON,
-    canonical_event,
-    contact,
-    first,
-    iso_time,
-    json_object,
-    prune,
-    require_media,
-    stable_id,
-    text,
-)
+from ._bodies import JSON, json_object, require_media_type
+from ._event import contact, ignore_unless, unsubscribe
+from ._values import first_present, iso_time, stable_id
 
 SOURCE = "postmark"
 KINDS = ("unsubscribe",)
@@ -35,29 +26,15 @@ def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     """One unsubscribe per SubscriptionChange that suppresses sending; reactivations and other record
     types (Bounce, Delivery, Open ...) are ignored. Postmark sends no event id: the id is a hash of
     recipient, stream, time and the change, so a retry maps to the same one."""
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     body = json_object(raw_body)
-    record = body.get("RecordType")
-    if record != "SubscriptionChange":
-        raise EventIgnored(f"postmark RecordType {text(record)!r} is not SubscriptionChange; ignored")
+    ignore_unless(body.get("RecordType"), "SubscriptionChange", "postmark RecordType")
     if body.get("SuppressSending") is not True:
         raise EventIgnored("postmark SubscriptionChange reactivates the recipient (SuppressSending false); ignored")
     event_id = stable_id(
         body.get("Recipient"), body.get("MessageStream"), body.get("ChangedAt"), body.get("SuppressSending")
     )
-    unsubscribe = prune(
-        {
-            "reason": text(first(body.get("SuppressionReason"), body.get("Origin"))),
-            "list_id": text(body.get("MessageStream")),
-        }
-    )
-    return [
-        canonical_event(
-            "unsubscribe",
-            SOURCE,
-            event_id,
-            iso_time(body.get("ChangedAt")),
-            contact(body.get("Recipient")),
-            unsubscribe=unsubscribe,
-        )
-    ]
+    reason = first_present(body.get("SuppressionReason"), body.get("Origin"))
+    changed_at = iso_time(body.get("ChangedAt"))
+    person = contact(body.get("Recipient"))
+    return [unsubscribe(SOURCE, event_id, changed_at, person, reason=reason, list_id=body.get("MessageStream"))]

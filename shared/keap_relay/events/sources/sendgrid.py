@@ -10,19 +10,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import BodyUnparseable, EventIgnored, SignatureInvalid
-from ._common import (
-    JSON,
-    canonical_event,
-    contact,
-    first,
-    iso_from_unix,
-    json_body,
-    prune,
-    require_header,
-    require_media,
-    stable_id,
-    text,
-)
+from ._bodies import JSON, json_body, require_media_type
+from ._event import contact, unsubscribe
+from ._signatures import require_header
+from ._values import clean_text, first_present, iso_from_unix, stable_id
 
 SOURCE = "sendgrid"
 KINDS = ("unsubscribe",)
@@ -111,25 +102,19 @@ def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
 
 def _event(item: dict[str, Any]) -> dict[str, Any]:
     kind = item["event"]
-    event_id = first(
-        text(item.get("sg_event_id")),
+    event_id = first_present(
+        clean_text(item.get("sg_event_id")),
         stable_id(kind, item.get("email"), item.get("timestamp"), item.get("sg_message_id")),
     )
-    group = text(item.get("asm_group_id")) if kind == "group_unsubscribe" else None
-    return canonical_event(
-        "unsubscribe",
-        SOURCE,
-        event_id,
-        iso_from_unix(item.get("timestamp")),
-        contact(item.get("email")),
-        unsubscribe=prune({"reason": TYPES[kind], "list_id": group}),
-    )
+    group = clean_text(item.get("asm_group_id")) if kind == "group_unsubscribe" else None
+    occurred_at = iso_from_unix(item.get("timestamp"))
+    return unsubscribe(SOURCE, event_id, occurred_at, contact(item.get("email")), reason=TYPES[kind], list_id=group)
 
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     """An unsubscribe per unsubscribe-like event in the batch (in order, each id once); opens, clicks,
     deliveries and the rest are ignored."""
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     batch = json_body(raw_body)
     if not isinstance(batch, list):
         raise BodyUnparseable(f"body must be a JSON array of events, not {type(batch).__name__}")

@@ -7,28 +7,19 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import EventIgnored, SignatureInvalid
-from ._common import (
-    JSON,
-    address,
+from ._bodies import JSON, json_object, require_media_type
+from ._event import AddressKeys, address_from, contact, line_item, line_items, purchase
+from ._signatures import constant_time_equal, hex_hmac, require_header, require_recent
+from ._values import (
     as_dict,
-    as_list,
-    canonical_event,
-    check_age,
-    contact,
+    clean_text,
     currency_code,
-    dig,
-    first,
-    hex_hmac,
+    first_present,
     iso_from_unix,
-    json_object,
     money_from_minor,
-    prune,
     quantity,
-    require_header,
-    require_media,
-    same,
-    text,
-    unit_minor,
+    unit_price_minor,
+    value_at,
 )
 
 SOURCE = "stripe"
@@ -39,6 +30,9 @@ SIGNATURE_HEADER = "stripe-signature"
 TOLERANCE_SECONDS = 300  # Stripe's SDKs' default
 FIELD_HINTS = {"contact.email": "data.object.customer_details.email (or customer_email)"}
 PAID = frozenset({"paid", "no_payment_required"})  # a session's payment_status that means it is bought
+ADDRESS = AddressKeys("line1", "line2", "city", "state", "postal_code", "country")  # Stripe's address object
+# What reading a purchase's data.object gives: the event id, the contact, and the order's purchase() keywords.
+Purchase = tuple[str | None, dict[str, Any], dict[str, Any]]
 
 
 def _header(timestamp: int, signatures: list[str]) -> str:
@@ -60,85 +54,70 @@ def verify(headers: Mapping[str, str], raw_body: bytes, secret: str, *, now: flo
     if len(stamps) != 1 or not stamps[0].isdigit() or len(stamps[0]) > 12 or not given:
         raise SignatureInvalid(f"malformed {SIGNATURE_HEADER} header (expected t=<unix>,v1=<hex>)")
     expected = hex_hmac(secret, f"{stamps[0]}.".encode() + raw_body)
-    if not any([same(candidate.lower(), expected) for candidate in given]):  # every one compared: no early exit
+    matches = [constant_time_equal(candidate.lower(), expected) for candidate in given]  # all compared: no early exit
+    if not any(matches):
         raise SignatureInvalid(f"no v1 signature in {SIGNATURE_HEADER} matches the body")
-    check_age(int(stamps[0]), TOLERANCE_SECONDS, time.time() if now is None else now)
+    require_recent(int(stamps[0]), TOLERANCE_SECONDS, now)
 
 
-def _checkout(session: dict[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+def _checkout(session: dict[str, Any]) -> Purchase:
     if session.get("payment_status") not in PAID:
         raise EventIgnored(
-            f"stripe checkout session payment_status {text(session.get('payment_status'))!r} "
+            f"stripe checkout session payment_status {clean_text(session.get('payment_status'))!r} "
             "is not paid; checkout.session.async_payment_succeeded will bring it"
         )
     details, currency = as_dict(session.get("customer_details")), currency_code(session.get("currency"))
     place = as_dict(details.get("address"))
     person = contact(
-        first(details.get("email"), session.get("customer_email")),
+        first_present(details.get("email"), session.get("customer_email")),
         name=details.get("name"),
         phone=details.get("phone"),
         company=details.get("business_name"),
-        address=address(
-            place.get("line1"),
-            place.get("line2"),
-            place.get("city"),
-            place.get("state"),
-            place.get("postal_code"),
-            place.get("country"),
-        ),
+        address=address_from(place, ADDRESS),
     )
     order = {
-        "id": text(session.get("id")),
+        "order_id": session.get("id"),
         "total": money_from_minor(session.get("amount_total"), currency),
         "currency": currency,
     }
     # A subscription's checkout and its first invoice.paid are one purchase: key both on the invoice.
-    key = text(session.get("invoice")) if isinstance(session.get("invoice"), str) else None
-    return first(key, text(session.get("id"))), person, order
+    key = clean_text(session.get("invoice")) if isinstance(session.get("invoice"), str) else None
+    return first_present(key, clean_text(session.get("id"))), person, order
 
 
 def _line(line: dict[str, Any], currency: str | None) -> dict[str, Any]:
     count = quantity(line.get("quantity"))
-    unit = first(dig(line, "price", "unit_amount"), unit_minor(line.get("amount"), count))
-    product = first(dig(line, "price", "product"), dig(line, "pricing", "price_details", "product"))
-    return prune(
-        {
-            "product_id": text(product if isinstance(product, str) else dig(product, "id")),
-            "name": text(line.get("description")),
-            "quantity": count,
-            "unit_price": money_from_minor(unit, currency),
-        }
+    unit = first_present(value_at(line, "price", "unit_amount"), unit_price_minor(line.get("amount"), count))
+    product = first_present(value_at(line, "price", "product"), value_at(line, "pricing", "price_details", "product"))
+    return line_item(
+        product_id=product if isinstance(product, str) else value_at(product, "id"),
+        name=line.get("description"),
+        quantity=count,
+        unit_price=money_from_minor(unit, currency),
     )
 
 
-def _invoice(invoice: dict[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+def _invoice(invoice: dict[str, Any]) -> Purchase:
     place, currency = as_dict(invoice.get("customer_address")), currency_code(invoice.get("currency"))
     person = contact(
         invoice.get("customer_email"),
         name=invoice.get("customer_name"),
         phone=invoice.get("customer_phone"),
-        address=address(
-            place.get("line1"),
-            place.get("line2"),
-            place.get("city"),
-            place.get("state"),
-            place.get("postal_code"),
-            place.get("country"),
-        ),
+        address=address_from(place, ADDRESS),
     )
-    lines = [_line(line, currency) for line in as_list(dig(invoice, "lines", "data")) if isinstance(line, dict)]
+    lines = line_items(value_at(invoice, "lines", "data"), lambda line: _line(line, currency))
     order = {
-        "id": text(first(invoice.get("number"), invoice.get("id"))),
-        "total": money_from_minor(first(invoice.get("amount_paid"), invoice.get("total")), currency),
+        "order_id": first_present(invoice.get("number"), invoice.get("id")),
+        "total": money_from_minor(first_present(invoice.get("amount_paid"), invoice.get("total")), currency),
         "currency": currency,
-        "items": lines or None,
+        "items": lines,
     }
-    return text(invoice.get("id")), person, order
+    return clean_text(invoice.get("id")), person, order
 
 
 # Event types that are purchases, and how each one's data.object is read. The canonical id is the
 # object's (cs_…, in_…), not the event's: Stripe may send more than one event for one payment.
-TYPES: dict[str, Callable[[dict[str, Any]], tuple[str | None, dict[str, Any], dict[str, Any]]]] = {
+TYPES: dict[str, Callable[[dict[str, Any]], Purchase]] = {
     "checkout.session.completed": _checkout,
     "checkout.session.async_payment_succeeded": _checkout,
     "invoice.paid": _invoice,
@@ -147,13 +126,13 @@ TYPES: dict[str, Callable[[dict[str, Any]], tuple[str | None, dict[str, Any], di
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     """One purchase per paid checkout session or paid invoice; other event types are ignored."""
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     event = json_object(raw_body)
     kind = event.get("type")
     read = TYPES.get(kind) if isinstance(kind, str) else None
     if read is None:
         raise EventIgnored(
-            f"stripe event type {text(kind)!r} is not one keap-relay acts on ({', '.join(TYPES)}); ignored"
+            f"stripe event type {clean_text(kind)!r} is not one keap-relay acts on ({', '.join(TYPES)}); ignored"
         )
-    key, person, order = read(as_dict(dig(event, "data", "object")))
-    return [canonical_event("purchase", SOURCE, key, iso_from_unix(event.get("created")), person, order=prune(order))]
+    key, person, order = read(as_dict(value_at(event, "data", "object")))
+    return [purchase(SOURCE, key, iso_from_unix(event.get("created")), person, **order)]

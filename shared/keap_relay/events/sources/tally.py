@@ -5,66 +5,45 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import EventIgnored
-from ._common import (
-    JSON,
-    as_dict,
-    as_list,
-    b64_hmac,
-    canonical_event,
-    contact_from_fields,
-    field_for,
-    first,
-    iso_time,
-    json_object,
-    prune,
-    require_media,
-    text,
-    verify_body_b64_hmac,
-)
+from ._bodies import JSON, json_object, require_media_type
+from ._event import form_submission, ignore_unless
+from ._form_fields import contact_field_for, contact_from_fields
+from ._signatures import HmacHeader
+from ._values import as_dict, as_list, first_present, iso_time
 
 SOURCE = "tally"
 KINDS = ("form_submission",)
 CONTENT_TYPES = (JSON,)
 AUTH = ("signature",)
-SIGNATURE_HEADER = "tally-signature"
+SIGNATURE = HmacHeader("tally-signature", "base64")  # no timestamp
 FIELD_HINTS = {"contact.email": "an Email input block"}
 # Tally field types that say which contact field they are, whatever their label.
 TYPED_FIELDS = {"INPUT_EMAIL": "email", "INPUT_PHONE_NUMBER": "phone"}
 
 
+verify = SIGNATURE.verify  # SignatureInvalid unless Tally-Signature is the base64 HMAC of the raw body
+
+
 def sign(raw_body: bytes, secret: str) -> dict[str, str]:
     """Tally's headers: base64 HMAC-SHA256 of the raw body (no timestamp)."""
-    return {SIGNATURE_HEADER: b64_hmac(secret, raw_body), "content-type": JSON}
-
-
-def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
-    """Raise SignatureInvalid unless Tally-Signature is the base64 HMAC of the body under the signing secret."""
-    verify_body_b64_hmac(headers, raw_body, secret, SIGNATURE_HEADER)
+    return {**SIGNATURE.sign(raw_body, secret), "content-type": JSON}
 
 
 def _field(field: dict[str, Any]) -> str | None:
     kind = field.get("type")
     typed = TYPED_FIELDS.get(kind) if isinstance(kind, str) else None
-    return typed or field_for(field.get("label"), field.get("key"))
+    return typed or contact_field_for(field.get("label"), field.get("key"))
 
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     """One form_submission per FORM_RESPONSE; other event types are ignored."""
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     body = json_object(raw_body)
-    if body.get("eventType") != "FORM_RESPONSE":
-        raise EventIgnored(f"tally eventType {text(body.get('eventType'))!r} is not FORM_RESPONSE; ignored")
+    ignore_unless(body.get("eventType"), "FORM_RESPONSE", "tally eventType")
     data = as_dict(body.get("data"))
     pairs = [(_field(f), f.get("value")) for f in as_list(data.get("fields")) if isinstance(f, dict)]
-    form = prune({"id": text(data.get("formId")), "name": text(data.get("formName"))})
-    return [
-        canonical_event(
-            "form_submission",
-            SOURCE,
-            first(body.get("eventId"), data.get("responseId")),
-            iso_time(first(data.get("createdAt"), body.get("createdAt"))),
-            contact_from_fields(pairs),
-            form=form,
-        )
-    ]
+    event_id = first_present(body.get("eventId"), data.get("responseId"))
+    created_at = iso_time(first_present(data.get("createdAt"), body.get("createdAt")))
+    person = contact_from_fields(pairs)
+    form_id, form_name = data.get("formId"), data.get("formName")
+    return [form_submission(SOURCE, event_id, created_at, person, form_id=form_id, form_name=form_name)]

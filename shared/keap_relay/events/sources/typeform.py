@@ -5,31 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import EventIgnored, SignatureInvalid
-from ._common import (
-    JSON,
-    as_dict,
-    as_list,
-    b64_hmac,
-    canonical_event,
-    contact_from_fields,
-    dig,
-    field_for,
-    first,
-    iso_time,
-    json_object,
-    prune,
-    require_header,
-    require_media,
-    same,
-    text,
-)
+from ._bodies import JSON, json_object, require_media_type
+from ._event import form_submission, ignore_unless
+from ._form_fields import contact_field_for, contact_from_fields
+from ._signatures import HmacHeader
+from ._values import as_dict, as_list, first_present, iso_time, value_at
 
 SOURCE = "typeform"
 KINDS = ("form_submission",)
 CONTENT_TYPES = (JSON,)
 AUTH = ("signature",)
-SIGNATURE_HEADER = "typeform-signature"
+SIGNATURE = HmacHeader("typeform-signature", "base64", scheme="sha256")  # sha256=<base64>
 FIELD_HINTS = {"contact.email": "an answer to an Email question"}
 
 # Where an answer keeps its value, by answer `type`. Only the ones a contact can use are read.
@@ -39,30 +25,25 @@ ANSWER_VALUES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "phone_number": lambda a: a.get("phone_number"),
     "number": lambda a: a.get("number"),
     "url": lambda a: a.get("url"),
-    "choice": lambda a: dig(a, "choice", "label"),
+    "choice": lambda a: value_at(a, "choice", "label"),
 }
 # Answer types that say which contact field they are, whatever the question's title.
 TYPED_FIELDS = {"email": "email", "phone_number": "phone"}
 
 
+verify = SIGNATURE.verify  # SignatureInvalid unless Typeform-Signature is sha256=<base64 HMAC of the raw body>
+
+
 def sign(raw_body: bytes, secret: str) -> dict[str, str]:
     """Typeform's headers for `raw_body`: sha256= base64 HMAC-SHA256 of the raw bytes."""
-    return {SIGNATURE_HEADER: f"sha256={b64_hmac(secret, raw_body)}", "content-type": JSON}
-
-
-def verify(headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
-    """Raise SignatureInvalid unless Typeform-Signature is sha256=<base64 HMAC of the body>."""
-    value = require_header(headers, SIGNATURE_HEADER, "sha256=<base64>")
-    scheme, _, given = value.partition("=")
-    if scheme.strip().lower() != "sha256" or not same(given.strip(), b64_hmac(secret, raw_body)):
-        raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match the body")
+    return {**SIGNATURE.sign(raw_body, secret), "content-type": JSON}
 
 
 def _answer_fields(response: dict[str, Any]) -> list[tuple[str | None, Any]]:
     """(contact field, value) per answer; the question's ref and title come from `definition` by field id."""
     definition = {
         f["id"]: f
-        for f in as_list(dig(response, "definition", "fields"))
+        for f in as_list(value_at(response, "definition", "fields"))
         if isinstance(f, dict) and isinstance(f.get("id"), str)
     }
     pairs: list[tuple[str | None, Any]] = []
@@ -75,26 +56,21 @@ def _answer_fields(response: dict[str, Any]) -> list[tuple[str | None, Any]]:
             continue
         field = as_dict(answer.get("field"))
         question = definition.get(field["id"], {}) if isinstance(field.get("id"), str) else {}
-        target = TYPED_FIELDS.get(kind) or field_for(field.get("ref"), question.get("ref"), question.get("title"))
+        target = TYPED_FIELDS.get(kind) or contact_field_for(
+            field.get("ref"), question.get("ref"), question.get("title")
+        )
         pairs.append((target, read(answer)))
     return pairs
 
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     """One form_submission per form_response; other event types are ignored."""
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     body = json_object(raw_body)
-    if body.get("event_type") != "form_response":
-        raise EventIgnored(f"typeform event_type {text(body.get('event_type'))!r} is not form_response; ignored")
+    ignore_unless(body.get("event_type"), "form_response", "typeform event_type")
     response = as_dict(body.get("form_response"))
-    form = prune({"id": text(response.get("form_id")), "name": text(dig(response, "definition", "title"))})
-    return [
-        canonical_event(
-            "form_submission",
-            SOURCE,
-            first(body.get("event_id"), response.get("token")),
-            iso_time(response.get("submitted_at")),
-            contact_from_fields(_answer_fields(response)),
-            form=form,
-        )
-    ]
+    event_id = first_present(body.get("event_id"), response.get("token"))
+    submitted_at = iso_time(response.get("submitted_at"))
+    person = contact_from_fields(_answer_fields(response))
+    form_id, form_name = response.get("form_id"), value_at(response, "definition", "title")
+    return [form_submission(SOURCE, event_id, submitted_at, person, form_id=form_id, form_name=form_name)]

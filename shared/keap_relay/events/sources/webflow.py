@@ -6,24 +6,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import EventIgnored, SignatureInvalid
-from ._common import (
-    JSON,
-    as_dict,
-    canonical_event,
-    check_age,
-    contact_from_fields,
-    dig,
-    field_for,
-    hex_hmac,
-    iso_time,
-    json_object,
-    prune,
-    require_header,
-    require_media,
-    same,
-    text,
-)
+from ..errors import SignatureInvalid
+from ._bodies import JSON, json_object, require_media_type
+from ._event import form_submission, ignore_unless
+from ._form_fields import contact_field_for, contact_from_fields
+from ._signatures import constant_time_equal, hex_hmac, require_header, require_recent
+from ._values import as_dict, iso_time
 
 SOURCE = "webflow"
 KINDS = ("form_submission",)
@@ -53,28 +41,20 @@ def verify(headers: Mapping[str, str], raw_body: bytes, secret: str, *, now: flo
     given = require_header(headers, SIGNATURE_HEADER, "<hex>")
     if not stamp.isdigit() or len(stamp) > 16:
         raise SignatureInvalid(f"malformed {TIMESTAMP_HEADER} header (expected milliseconds since the epoch)")
-    if not same(given.lower(), hex_hmac(secret, stamp.encode() + b":" + raw_body)):
+    if not constant_time_equal(given.lower(), hex_hmac(secret, stamp.encode() + b":" + raw_body)):
         raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match the body")
-    check_age(int(stamp) / 1000, TOLERANCE_SECONDS, time.time() if now is None else now)
+    require_recent(int(stamp) / 1000, TOLERANCE_SECONDS, now)
 
 
 def parse(headers: Mapping[str, str], raw_body: bytes) -> list[dict[str, Any]]:
     """One form_submission per form_submission trigger; other triggers are ignored."""
-    require_media(headers, CONTENT_TYPES)
+    require_media_type(headers, CONTENT_TYPES)
     body = json_object(raw_body)
-    if body.get("triggerType") != "form_submission":
-        raise EventIgnored(f"webflow triggerType {text(body.get('triggerType'))!r} is not form_submission; ignored")
+    ignore_unless(body.get("triggerType"), "form_submission", "webflow triggerType")
     payload = as_dict(body.get("payload"))
     data = as_dict(payload.get("data"))
-    pairs = [(field_for(label), value) for label, value in data.items()]
-    form = prune({"id": text(payload.get("formId")), "name": text(payload.get("name"))})
-    return [
-        canonical_event(
-            "form_submission",
-            SOURCE,
-            dig(payload, "id"),
-            iso_time(payload.get("submittedAt")),
-            contact_from_fields(pairs),
-            form=form,
-        )
-    ]
+    pairs = [(contact_field_for(label), value) for label, value in data.items()]
+    submitted_at = iso_time(payload.get("submittedAt"))
+    person = contact_from_fields(pairs)
+    form_id, form_name = payload.get("formId"), payload.get("name")
+    return [form_submission(SOURCE, payload.get("id"), submitted_at, person, form_id=form_id, form_name=form_name)]
