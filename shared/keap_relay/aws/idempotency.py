@@ -21,6 +21,7 @@ IDENTITY_PATH = "[kind, source, id]"  # the idempotency key: kind + source + the
 # `<Lambda function>.<this>#<hash of the key>`, so it stays as it is, or an upgrade would apply every event
 # of the last days again.
 RECORD_FUNCTION_NAME = "keap_relay.aws.idempotency.Idempotency.wrap.<locals>.apply_once"
+DIRECT_RUN_TIMEOUT_SECONDS = 30  # a run with no Lambda context, unless FUNCTION_TIMEOUT_SECONDS says otherwise
 
 
 def event_key(event: dict[str, Any]) -> str:
@@ -97,7 +98,7 @@ class _Context:
 class Idempotency:
     """Applies each event at most once per event key; a duplicate gets the first result, no Keap call."""
 
-    def __init__(self, table: str, keep: int, timeout_seconds: int, client: Any | None = None) -> None:
+    def __init__(self, table: str, keep: int, timeout_seconds: int | None = None, client: Any | None = None) -> None:
         from aws_lambda_powertools.utilities.idempotency import (
             DynamoDBPersistenceLayer,
             IdempotencyConfig,
@@ -105,7 +106,7 @@ class Idempotency:
 
         self.table = table
         self.keep = keep
-        self.timeout_seconds = timeout_seconds
+        self.timeout_seconds = timeout_seconds or DIRECT_RUN_TIMEOUT_SECONDS
         self.config = IdempotencyConfig(
             event_key_jmespath=IDENTITY_PATH, expires_after_seconds=keep, raise_on_no_idempotency_key=True
         )

@@ -18,7 +18,6 @@ if TYPE_CHECKING:  # the planner and runner are the worker path's: a webhook is 
     from ..routing.runner import Checkpoints, SequenceRunner
 
 log = logging.getLogger("keap_relay.pipeline")
-DEFAULT_TIMEOUT_SECONDS = 30  # a direct run's stand-in timeout, when FUNCTION_TIMEOUT_SECONDS is not set
 
 
 # trigger -> the path that answers it: (pipeline, event, invocation) -> the invocation's result
@@ -76,7 +75,7 @@ class Pipeline:
         """Once-only application per event key, when IDEMPOTENCY_TABLE is set."""
         if self._idempotency is None and self.settings.idempotency_table:
             keep = idempotency.keep_seconds(self.settings.max_event_age_seconds)
-            timeout = self.settings.function_timeout_seconds or DEFAULT_TIMEOUT_SECONDS
+            timeout = self.settings.function_timeout_seconds
             self._idempotency = idempotency.Idempotency(self.settings.idempotency_table, keep, timeout)
         return self._idempotency
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("keap_relay.pipeline")
 
 
-def dead_letter(pipeline: Pipeline, body: str, failure: queue.Failure) -> bool:
+def _dead_letter(pipeline: Pipeline, body: str, failure: queue.Failure) -> bool:
     """Send to the DLQ when there is one; False when there is none (the caller must not drop the event)."""
     settings = pipeline.settings
     if not settings.dlq_url:
@@ -42,6 +42,7 @@ def _retry_later(pipeline: Pipeline, body: str, retry: queue.Retry, wait: float 
 
 
 def _on_record(pipeline: Pipeline, record: Any, invocation: Invocation) -> None:
+    """One record of a batch: applied, waited for, handed back, re-queued or dead-lettered; raising returns it."""
     from ..routing.runner import OUTCOME_UNKNOWN
 
     settings = pipeline.settings
@@ -52,7 +53,7 @@ def _on_record(pipeline: Pipeline, record: Any, invocation: Invocation) -> None:
         failure = queue.Failure.permanent(
             "BodyUnparseable", f"message body is not JSON: {exc}", "parse", kind=pipeline.kind, attempts=retry.attempts
         )
-        if not dead_letter(pipeline, record.body, failure):
+        if not _dead_letter(pipeline, record.body, failure):
             raise
         return
     if is_eventbridge_event(event):
@@ -83,7 +84,7 @@ def _on_record(pipeline: Pipeline, record: Any, invocation: Invocation) -> None:
         if exc.transient and not last and not settings.queue_url:
             observe.count("EventsRetried", pipeline.kind)
             raise
-        if not dead_letter(pipeline, record.body, exc.failure):
+        if not _dead_letter(pipeline, record.body, exc.failure):
             raise
 
 
@@ -105,7 +106,7 @@ def apply_inline(pipeline: Pipeline, event: Any, invocation: Invocation) -> dict
     try:
         return {"status": "applied", "result": pipeline.process(event, context=invocation.context)}
     except EventFailed as exc:
-        if not exc.transient and dead_letter(pipeline, json.dumps(event, default=str), exc.failure):
+        if not exc.transient and _dead_letter(pipeline, json.dumps(event, default=str), exc.failure):
             return {
                 "status": "dead_lettered",
                 "reason": exc.failure.attributes()["ErrorMessage"]["StringValue"],
@@ -120,7 +121,7 @@ def on_eventbridge(pipeline: Pipeline, event: dict[str, Any], invocation: Invoca
     if event.get("detail-type") != pipeline.kind:
         detail = f"detail-type must be {pipeline.kind!r} for this function, got {event.get('detail-type')!r}"
         failure = queue.Failure.permanent("EventInvalid", detail, "validate", kind=pipeline.kind)
-        if dead_letter(pipeline, json.dumps(event.get("detail"), default=str), failure):
+        if _dead_letter(pipeline, json.dumps(event.get("detail"), default=str), failure):
             return {"status": "dead_lettered", "reason": detail}
         raise EventFailed(failure)
     return apply_inline(pipeline, event["detail"], invocation)
