@@ -39,17 +39,17 @@ def test_full_run_logs_no_secret_and_no_clear_email(aws_env, sqs, capfd, caplog,
     routes = tmp_path / "routes.yaml"
     routes.write_text("version: 1\nforms:\n  - match: {}\n    tags: [100]\n    campaigns: [99]\n")
     with EmulatorServer(port=0, api_key=KEAP_KEY) as emu:
-        settings = Settings(
-            kind="form_submission",
-            keap_url=emu.url,
-            routes_file=str(routes),
-            queue_url=work,
-            dlq_url=dlq,
-            keap_api_key_env=KEAP_KEY,
-            retry_base_seconds=0,
-            webhook_secrets_env=json.dumps({"generic": WEBHOOK_SECRET}),
-        )
-        p = Pipeline("form_submission", settings)
+        # Configured as a function is, by its environment.
+        env = {
+            "KEAP_URL": emu.url,
+            "ROUTES_FILE": str(routes),
+            "QUEUE_URL": work,
+            "DLQ_URL": dlq,
+            "KEAP_API_KEY": KEAP_KEY,
+            "RETRY_BASE_SECONDS": "0",
+            "WEBHOOK_SECRETS": json.dumps({"generic": WEBHOOK_SECRET}),
+        }
+        p = Pipeline("form_submission", Settings.from_env("form_submission", env))
         event = {"kind": "form_submission", "source": "generic", "id": "e1", "contact": {"email": EMAIL}}
         body = json.dumps(event).encode()
         assert p.handle(http_event(body, generic.sign(body, WEBHOOK_SECRET)))["statusCode"] == 202

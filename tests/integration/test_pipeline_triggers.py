@@ -5,8 +5,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -413,3 +415,68 @@ def test_records_left_when_the_invocation_runs_out_of_time_are_handed_back_unuse
     assert all(attrs(m)["Retries"] == "0" for m in got)  # handing back is not a retry
     assert p.handle(sqs_event(events[1:]), ShortContext(25000)) == {"batchItemFailures": []}
     assert all(emu.model.find_ids_by_email(e["contact"]["email"]) for e in events)
+
+
+class DrainingContext:
+    """A Lambda context whose clock runs: `start` ms left when first asked, then `later` ms."""
+
+    def __init__(self, start, later):
+        self.answers = [start]
+        self.later = later
+
+    def get_remaining_time_in_millis(self):
+        return self.answers.pop() if self.answers else self.later
+
+
+@pytest.mark.parametrize(("override", "handed_back"), [(None, 2), (30, 0)])
+def test_the_time_left_at_the_start_is_the_functions_timeout_unless_overridden(emu, sqs, override, handed_back):
+    # A 90 s function with 20 s left after its first event: under a third of 90 s, too little to start
+    # another. FUNCTION_TIMEOUT_SECONDS=30, when set, wins: a third of it is 10 s, so the batch goes on.
+    work, dlq = queues(sqs, "clock")
+    p = pipeline("form_submission", emu, queue_url=work, dlq_url=dlq, function_timeout_seconds=override)
+    events = [form_event(email=f"clock{i}-{override}@example.com") for i in range(3)]
+    assert p.handle(sqs_event(events), DrainingContext(90_000, 20_000)) == {"batchItemFailures": []}
+    assert len(drain(sqs, work)) == handed_back
+    applied = [e for e in events if emu.model.find_ids_by_email(e["contact"]["email"])]
+    assert len(applied) == 3 - handed_back
+
+
+class RecordingRunner:
+    """Stands in for the sequence runner: records each run's event id and whether it may rerun uncertain steps."""
+
+    def __init__(self):
+        self.reruns = {}
+
+    def run(self, plan, checkpoints=None, rerun_uncertain=False):
+        from keap_relay.routing.runner import RunResult
+
+        self.reruns[plan.event_id] = rerun_uncertain
+        return RunResult(plan.kind, plan.event_id, "applied")
+
+
+def test_two_invocations_at_once_on_threads_keep_their_own_redrive_flag_and_context(emu):
+    # The local function host runs invocations of one container on threads, sharing its Pipeline. A batch of
+    # two redriven OutcomeUnknown dead letters, with minutes left, is paused inside its first event while a
+    # plain one-record batch with one second left runs from start to end.
+    redriven, plain = threading.Event(), threading.Event()
+
+    class Paused(Pipeline):
+        def process(self, event, attempts=1, **invocation):
+            if event["id"] == "redriven-1":
+                redriven.set()
+                assert plain.wait(10)
+            return super().process(event, attempts, **invocation)
+
+    runner = RecordingRunner()
+    p = Paused("form_submission", Settings(kind="form_submission", routes_file=ROUTES), runner=runner)
+    outcome_unknown = {"ErrorClass": {"stringValue": "OutcomeUnknown", "dataType": "String"}}
+    batch = sqs_event([form_event(event_id=f"redriven-{i}") for i in (1, 2)], message_attributes=outcome_unknown)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(p.handle, batch, ShortContext(600_000))
+        assert redriven.wait(10)
+        second = pool.submit(p.handle, sqs_event([form_event(event_id="plain")]), ShortContext(1000))
+        assert second.result(10) == {"batchItemFailures": []}
+        plain.set()
+        # The second redriven record still runs: the other invocation's one second left is not its time.
+        assert first.result(10) == {"batchItemFailures": []}
+    assert runner.reruns == {"redriven-1": True, "plain": False, "redriven-2": True}

@@ -1,7 +1,7 @@
 """The shared calls/second budget: every container together stays within the key's rate."""
 
-import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
@@ -35,19 +35,8 @@ def test_two_containers_share_one_budget(table):
 def test_concurrent_bookings_never_overfill_a_window(table):
     budget = SharedBudget(table, 5)
     now = 2_000_000.0
-    waits: list[float] = []
-    lock = threading.Lock()
-
-    def book():
-        wait = budget.reserve(now)
-        with lock:
-            waits.append(wait)
-
-    threads = [threading.Thread(target=book) for _ in range(15)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(15) as pool:
+        waits = list(pool.map(lambda _: budget.reserve(now), range(15)))
     assert sorted(waits) == pytest.approx([0] * 5 + [1] * 5 + [2] * 5)
 
 

@@ -47,11 +47,13 @@ FORBIDDEN = {
 }
 
 
-def test_imports_point_down_the_layers_and_never_into_local():
+def test_imports_point_down_the_layers_and_never_into_local_or_ops():
     for path in (ROOT / "shared" / "keap_relay").rglob("*.py"):
         layer = path.relative_to(ROOT / "shared" / "keap_relay").parts[0]
         for name in _imports(path):
-            assert not name.startswith(("keap_emulator", "keap_relay_local")), f"{path} imports {name}"
+            assert not name.startswith(("keap_emulator", "keap_relay_local", "keap_relay_ops")), (
+                f"{path} imports {name}"
+            )
             for banned in FORBIDDEN.get(layer, ()):
                 assert not name.startswith(banned), f"{path} ({layer}) imports {name}"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..keap.defaults import DEFAULT_URL as DEFAULT_KEAP_URL
@@ -49,80 +50,75 @@ def _get_secret(arn: str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+def _keap_api(value: str) -> str:
+    api = value.strip().lower()
+    if api not in KEAP_APIS:
+        raise ConfigError(f"KEAP_API must be one of {', '.join(KEAP_APIS)}, not {value!r}")
+    return api
+
+
+def _positive_or_none(value: str) -> float | None:
+    rate = float(value)
+    return rate if rate > 0 else None
+
+
+def _at_least_one(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ConfigError(f"KEAP_CONCURRENCY must be at least 1, not {number}")
+    return number
+
+
+def _env(name: str, default: Any = None, parse: Callable[[str], Any] = str) -> Any:
+    """A setting read from the environment variable `name` by `parse`; unset or empty is `default`."""
+    return field(default=default, metadata={"env": name, "parse": parse})
+
+
 @dataclass(repr=False)
 class Settings:
     """Everything a function reads from its environment. Secrets are fetched on first use."""
 
     kind: str
-    keap_url: str = DEFAULT_KEAP_URL
-    # Which Keap API the functions drive (KEAP_API): xmlrpc (ContactService, the default) or rest (v2). REST
-    # goes to KEAP_REST_URL, else to the REST base on KEAP_URL's host (http://h/crm/xmlrpc/v1 -> http://h/crm).
-    keap_api: str = KEAP_APIS[0]
-    keap_rest_url: str | None = None
-    routes_file: str = field(default_factory=routes_path)
-    queue_url: str | None = None
-    dlq_url: str | None = None
-    max_receive_count: int = 5
-    max_calls_per_second: float | None = None
-    keap_api_key_env: str | None = None
-    keap_api_key_secret_arn: str | None = None
-    webhook_secrets_env: str | None = None
-    webhook_secrets_arn: str | None = None
-    idempotency_table: str | None = None
-    # The Keap key's calls/second, shared by every container through the idempotency table (KEAP_RATE_LIMIT).
-    keap_rate_limit: float | None = None
-    # Follow-up calls in flight at once per container (KEAP_CONCURRENCY). Keap counts threads it is
-    # throttling (the legacy fault names 4), so the default keeps to that; the rate limit paces the calls.
-    keap_concurrency: int = 4
+    keap_url: str = _env("KEAP_URL", DEFAULT_KEAP_URL)
+    # Which Keap API the functions drive: xmlrpc (ContactService, the default) or rest (v2). REST goes to
+    # KEAP_REST_URL, else to the REST base on KEAP_URL's host (http://h/crm/xmlrpc/v1 -> http://h/crm).
+    keap_api: str = _env("KEAP_API", KEAP_APIS[0], _keap_api)
+    keap_rest_url: str | None = _env("KEAP_REST_URL")
+    routes_file: str = field(default_factory=routes_path)  # ROUTES_FILE, read by routes_path
+    queue_url: str | None = _env("QUEUE_URL")
+    dlq_url: str | None = _env("DLQ_URL")
+    max_receive_count: int = _env("MAX_RECEIVE_COUNT", 5, int)
+    max_calls_per_second: float | None = _env("KEAP_MAX_CALLS_PER_SECOND", None, float)
+    # Secrets: the value itself locally, the ARN of a Secrets Manager secret in AWS.
+    keap_api_key_env: str | None = _env("KEAP_API_KEY")
+    keap_api_key_secret_arn: str | None = _env("KEAP_API_KEY_SECRET_ARN")
+    webhook_secrets_env: str | None = _env("WEBHOOK_SECRETS")
+    webhook_secrets_arn: str | None = _env("WEBHOOK_SECRETS_ARN")
+    idempotency_table: str | None = _env("IDEMPOTENCY_TABLE")
+    # The Keap key's calls/second, shared by every container through the idempotency table.
+    keap_rate_limit: float | None = _env("KEAP_RATE_LIMIT", None, _positive_or_none)
+    # Follow-up calls in flight at once per container. Keap counts threads it is throttling (the legacy
+    # fault names 4), so the default keeps to that; the rate limit paces the calls.
+    keap_concurrency: int = _env("KEAP_CONCURRENCY", 4, _at_least_one)
     # A transient failure is re-queued with a growing delay (retry_base_seconds doubling, at most 15 min,
     # SQS's DelaySeconds limit) until the event is older than max_event_age_seconds; then it is dead-lettered.
-    retry_base_seconds: float = 30.0
-    max_event_age_seconds: int = 4 * 86400
-    function_timeout_seconds: int = 30
+    retry_base_seconds: float = _env("RETRY_BASE_SECONDS", 30.0, float)
+    max_event_age_seconds: int = _env("MAX_EVENT_AGE_SECONDS", 4 * 86400, int)
+    # Overrides the function's timeout, which is otherwise the time an invocation has left at its start.
+    function_timeout_seconds: int | None = _env("FUNCTION_TIMEOUT_SECONDS", None, int)
 
     @classmethod
     def from_env(cls, kind: str, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        rate = env.get("KEAP_MAX_CALLS_PER_SECOND")
-        try:
-            max_receive = int(env.get("MAX_RECEIVE_COUNT") or 5)
-            max_rate = float(rate) if rate else None
-            retry_base = float(env.get("RETRY_BASE_SECONDS") or 30)
-            shared_rate = float(env["KEAP_RATE_LIMIT"]) if env.get("KEAP_RATE_LIMIT") else None
-            max_age = int(env.get("MAX_EVENT_AGE_SECONDS") or 4 * 86400)
-            timeout = int(env.get("FUNCTION_TIMEOUT_SECONDS") or 30)
-            concurrency = int(env.get("KEAP_CONCURRENCY") or cls.keap_concurrency)
-        except ValueError as exc:
-            raise ConfigError(
-                "MAX_RECEIVE_COUNT, KEAP_MAX_CALLS_PER_SECOND, KEAP_RATE_LIMIT, KEAP_CONCURRENCY, RETRY_BASE_SECONDS, "
-                f"MAX_EVENT_AGE_SECONDS and FUNCTION_TIMEOUT_SECONDS must be numbers: {exc}"
-            ) from None
-        if concurrency < 1:
-            raise ConfigError(f"KEAP_CONCURRENCY must be at least 1, not {concurrency}")
-        keap_api = (env.get("KEAP_API") or KEAP_APIS[0]).strip().lower()
-        if keap_api not in KEAP_APIS:
-            raise ConfigError(f"KEAP_API must be one of {', '.join(KEAP_APIS)}, not {env.get('KEAP_API')!r}")
-        return cls(
-            kind=kind,
-            keap_url=env.get("KEAP_URL") or DEFAULT_KEAP_URL,
-            keap_api=keap_api,
-            keap_rest_url=env.get("KEAP_REST_URL") or None,
-            routes_file=env.get("ROUTES_FILE") or routes_path(),
-            queue_url=env.get("QUEUE_URL") or None,
-            dlq_url=env.get("DLQ_URL") or None,
-            max_receive_count=max_receive,
-            max_calls_per_second=max_rate,
-            keap_api_key_env=env.get("KEAP_API_KEY") or None,
-            keap_api_key_secret_arn=env.get("KEAP_API_KEY_SECRET_ARN") or None,
-            webhook_secrets_env=env.get("WEBHOOK_SECRETS") or None,
-            webhook_secrets_arn=env.get("WEBHOOK_SECRETS_ARN") or None,
-            idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
-            keap_rate_limit=shared_rate if shared_rate and shared_rate > 0 else None,
-            keap_concurrency=concurrency,
-            retry_base_seconds=retry_base,
-            max_event_age_seconds=max_age,
-            function_timeout_seconds=timeout,
-        )
+        values: dict[str, Any] = {"routes_file": env.get("ROUTES_FILE") or routes_path()}
+        for setting in fields(cls):
+            name = setting.metadata.get("env")
+            if name and env.get(name):
+                try:
+                    values[setting.name] = setting.metadata["parse"](env[name])
+                except ValueError as exc:
+                    raise ConfigError(f"{name} must be a number: {exc}") from None
+        return cls(kind=kind, **values)
 
     def __repr__(self) -> str:
         # Never the key or the webhook secrets; only whether they are configured.

@@ -1,9 +1,11 @@
-"""Exactly-once effects: Powertools idempotency on the event key, and per-step checkpoints in DynamoDB."""
+"""Idempotency and step checkpoints: each event applied once per key, a retry resuming after its recorded steps."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +17,11 @@ MIN_KEEP_SECONDS = 3 * 86400
 CHECKPOINT_PREFIX = "checkpoint#"
 STEP_PREFIX = "step:"
 IDENTITY_PATH = "[kind, source, id]"  # the idempotency key: kind + source + the source's id
+# The name Powertools gave the once-only function when the first records were written: a record's id is
+# `<Lambda function>.<this>#<hash of the key>`, so it stays as it is, or an upgrade would apply every event
+# of the last days again.
+RECORD_FUNCTION_NAME = "keap_relay.aws.idempotency.Idempotency.wrap.<locals>.apply_once"
+DIRECT_RUN_TIMEOUT_SECONDS = 30  # a run with no Lambda context, unless FUNCTION_TIMEOUT_SECONDS says otherwise
 
 
 def event_key(event: dict[str, Any]) -> str:
@@ -89,9 +96,9 @@ class _Context:
 
 
 class Idempotency:
-    """Runs `apply(event)` at most once per event key; a duplicate gets the first result, no Keap call."""
+    """Applies each event at most once per event key; a duplicate gets the first result, no Keap call."""
 
-    def __init__(self, table: str, keep: int, timeout_seconds: int, client: Any | None = None) -> None:
+    def __init__(self, table: str, keep: int, timeout_seconds: int | None = None, client: Any | None = None) -> None:
         from aws_lambda_powertools.utilities.idempotency import (
             DynamoDBPersistenceLayer,
             IdempotencyConfig,
@@ -99,24 +106,42 @@ class Idempotency:
 
         self.table = table
         self.keep = keep
-        self.timeout_seconds = timeout_seconds
+        self.timeout_seconds = timeout_seconds or DIRECT_RUN_TIMEOUT_SECONDS
         self.config = IdempotencyConfig(
             event_key_jmespath=IDENTITY_PATH, expires_after_seconds=keep, raise_on_no_idempotency_key=True
         )
         self.store = DynamoDBPersistenceLayer(table_name=table, boto3_client=client or dynamodb_client())
 
-    def wrap(self, apply: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    def apply_once(
+        self,
+        event: dict[str, Any],
+        apply: Callable[[dict[str, Any], DynamoCheckpoints], dict[str, Any]],
+        context: Any = None,
+    ) -> dict[str, Any]:
+        """`apply(event, checkpoints)`, unless the event was applied before: then its first result, no Keap call.
+
+        `context` is this invocation's Lambda context: an in-progress record expires when the invocation
+        would have timed out. The config holding it is this call's own, as invocations may run at once.
+        """
         from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
-        @idempotent_function(data_keyword_argument="event", config=self.config, persistence_store=self.store)
-        def apply_once(event: dict[str, Any]) -> dict[str, Any]:
-            return apply(event)
-
-        def run(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-            self.config.register_lambda_context(context or _Context(self.timeout_seconds))
-            return apply_once(event=event)
-
-        return run
+        config = copy.copy(self.config)
+        config.register_lambda_context(context or _Context(self.timeout_seconds))
+        once = idempotent_function(
+            _call,
+            data_keyword_argument="event",
+            config=config,
+            persistence_store=self.store,
+            key_prefix=f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'test-func')}.{RECORD_FUNCTION_NAME}",
+        )
+        return once(event=event, apply=apply, checkpoints=self.checkpoints(event))
 
     def checkpoints(self, event: dict[str, Any]) -> DynamoCheckpoints:
         return DynamoCheckpoints(self.table, event_key(event), self.keep, self.store.client)
+
+
+def _call(
+    event: dict[str, Any], apply: Callable[..., dict[str, Any]], checkpoints: DynamoCheckpoints
+) -> dict[str, Any]:
+    """The function Powertools runs once per key: `event` is what it hashes, the rest is passed through."""
+    return apply(event, checkpoints)

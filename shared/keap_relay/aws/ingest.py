@@ -18,8 +18,7 @@ from ..events.errors import (
     WebhookRejected,
 )
 from ..events.kinds import kind_named
-from ..events.sources import DEFAULT_SUCCESS_STATUS, Source, source_spec, sources_for
-from ..events.sources._common import TOKEN_PARAM, verify_token
+from ..events.sources import DEFAULT_SUCCESS_STATUS, TOKEN_PARAM, Source, source_spec, sources_for, verify_token
 from .http import Request
 
 log = logging.getLogger("keap_relay.ingest")

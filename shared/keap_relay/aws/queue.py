@@ -7,7 +7,10 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..routing.runner import RunResult
 
 # The message attributes of a dead letter, in the order `keap-relay dlq` shows them. Redrives and operators
 # read them for up to 14 days after they were written, so names never change.
@@ -33,18 +36,32 @@ def sqs_client() -> Any:
     return boto3.client("sqs")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Failure:
-    """Why an event went to the DLQ; sent as message attributes beside the original body."""
+    """Why an event failed; a dead letter carries it as message attributes beside the original body.
+
+    Built by name: `permanent` (a retry cannot help; a person must look) or `retryable` (Keap or AWS was not
+    available; dead-lettered only once its retries ran out), or with `transient=` where the cause decides.
+    """
 
     error_class: str
     message: str
     step: str
-    attempts: int
     transient: bool
     kind: str
+    attempts: int = 1
     source: str = ""
     event_id: str = ""
+
+    @classmethod
+    def permanent(cls, error_class: str, message: str, step: str, **where: Any) -> Failure:
+        """`where`: kind, and attempts, source and event_id when known."""
+        return cls(error_class=error_class, message=message, step=step, transient=False, **where)
+
+    @classmethod
+    def retryable(cls, error_class: str, message: str, step: str, **where: Any) -> Failure:
+        """`where`: kind, and attempts, source and event_id when known."""
+        return cls(error_class=error_class, message=message, step=step, transient=True, **where)
 
     def attributes(self) -> dict[str, dict[str, str]]:
         values = {
@@ -62,6 +79,17 @@ class Failure:
             name: {"DataType": "Number" if name == "AttemptCount" else "String", "StringValue": values[name]}
             for name in DEAD_LETTER_ATTRIBUTES
         }
+
+
+class EventFailed(Exception):
+    """An event could not be applied; `failure` says why, `transient` whether a retry may succeed."""
+
+    def __init__(self, failure: Failure, result: RunResult | None = None, retry_after: float | None = None) -> None:
+        self.failure = failure
+        self.result = result
+        self.retry_after = retry_after  # when Keap said how long to wait (a 429)
+        self.transient = failure.transient
+        super().__init__(f"{failure.error_class} at {failure.step}: {failure.message}")
 
 
 def enqueue(queue_url: str, event: dict[str, Any]) -> str:

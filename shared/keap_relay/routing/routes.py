@@ -18,7 +18,6 @@ DEFAULT_ROUTES_FILE = "config/routes.yaml"
 
 # routes-file section -> the event kind it serves
 SECTION_KINDS: dict[str, str] = {kind.routes_section: kind.name for kind in KINDS}
-KIND_SECTIONS: dict[str, str] = {kind: section for section, kind in SECTION_KINDS.items()}
 # Rule keys that name Keap things; every matching rule's entries are unioned per key. Entry as the file
 # has it -> the hashable form kept in Rule.ids: an id, (sequence, campaign), or (integration, call_name).
 ID_KEYS: dict[str, Callable[[Any], Any]] = {

@@ -1,0 +1,132 @@
+"""The worker's retry and dead-letter policy: SQS batches, EventBridge events and direct invokes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from . import observe, queue
+from .invocation import Invocation, is_eventbridge_event
+from .queue import EventFailed
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+log = logging.getLogger("keap_relay.pipeline")
+
+
+def _dead_letter(pipeline: Pipeline, body: str, failure: queue.Failure) -> bool:
+    """Send to the DLQ when there is one; False when there is none (the caller must not drop the event)."""
+    settings = pipeline.settings
+    if not settings.dlq_url:
+        return False
+    queue.dead_letter(settings.dlq_url, body, failure)
+    observe.count("EventsDeadLettered", pipeline.kind)
+    log.warning(
+        "dead-lettered %s event %s: %s at %s", failure.kind, failure.event_id, failure.error_class, failure.step
+    )
+    return True
+
+
+def _retry_later(pipeline: Pipeline, body: str, retry: queue.Retry, wait: float | None) -> bool:
+    """Re-queue a transiently failed record with a growing delay; False when it must not wait longer."""
+    settings = pipeline.settings
+    if not settings.queue_url or retry.age() > settings.max_event_age_seconds:
+        return False
+    delay = retry.next_delay(settings.retry_base_seconds, wait)
+    queue.requeue(settings.queue_url, body, retry.next(delay))
+    observe.count("EventsRetried", pipeline.kind)
+    log.info("event will be retried in %.0f s (retry %d)", delay, retry.retries + 1)
+    return True
+
+
+def _on_record(pipeline: Pipeline, record: Any, invocation: Invocation) -> None:
+    """One record of a batch: applied, waited for, handed back, re-queued or dead-lettered; raising returns it."""
+    from ..routing.runner import OUTCOME_UNKNOWN
+
+    settings = pipeline.settings
+    retry = queue.Retry.of(record)
+    try:
+        event = json.loads(record.body)
+    except ValueError as exc:
+        failure = queue.Failure.permanent(
+            "BodyUnparseable", f"message body is not JSON: {exc}", "parse", kind=pipeline.kind, attempts=retry.attempts
+        )
+        if not _dead_letter(pipeline, record.body, failure):
+            raise
+        return
+    if is_eventbridge_event(event):
+        # An EventBridge envelope: moto ignores the rule's InputPath, and a DLQ'd delivery keeps it too.
+        event = event["detail"]
+    if retry.waiting():
+        # Keap's quota is not back yet: wait again without calling Keap.
+        queue.requeue(settings.queue_url or "", record.body, retry.next(retry.remaining(), same=True))
+        return
+    if invocation.out_of_time(settings.function_timeout_seconds):
+        # Too little of the invocation is left to apply this event (the Keap budget paces a batch): hand it
+        # back for the next invocation, without using up a receive, rather than be cut off mid-sequence.
+        if settings.queue_url:
+            queue.requeue(settings.queue_url, record.body, retry.next(0, same=True))
+            return
+        raise TimeoutError("too little time left in this invocation; SQS will redeliver the record")
+    invocation.records_started += 1
+    try:
+        # A person redrove an event whose once-only step had an unknown outcome, having checked Keap: run it.
+        rerun = retry.redriven_error == OUTCOME_UNKNOWN
+        pipeline.process(event, retry.attempts, context=invocation.context, rerun_uncertain=rerun)
+    except EventFailed as exc:
+        if exc.transient and _retry_later(pipeline, record.body, retry, exc.retry_after):
+            return
+        last = retry.receives >= settings.max_receive_count
+        # Without a queue to re-send to, a transient failure goes back to SQS to be redelivered, unless
+        # this was the last receive: then we dead-letter it ourselves, so its reason travels with it.
+        if exc.transient and not last and not settings.queue_url:
+            observe.count("EventsRetried", pipeline.kind)
+            raise
+        if not _dead_letter(pipeline, record.body, exc.failure):
+            raise
+
+
+def on_sqs(pipeline: Pipeline, event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
+    """A batch of the work queue: each record applied, re-queued or dead-lettered; the rest reported failed."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(
+        event=event,
+        record_handler=lambda record: _on_record(pipeline, record, invocation),
+        processor=processor,
+        context=invocation.context,
+    )
+
+
+def apply_inline(pipeline: Pipeline, event: Any, invocation: Invocation) -> dict[str, Any]:
+    """Process now (no queue between); dead-letter a permanent failure when a DLQ exists, raise the rest."""
+    try:
+        return {"status": "applied", "result": pipeline.process(event, context=invocation.context)}
+    except EventFailed as exc:
+        if not exc.transient and _dead_letter(pipeline, json.dumps(event, default=str), exc.failure):
+            return {
+                "status": "dead_lettered",
+                "reason": exc.failure.attributes()["ErrorMessage"]["StringValue"],
+                "error_class": exc.failure.error_class,
+                "step": exc.failure.step,
+            }
+        raise
+
+
+def on_eventbridge(pipeline: Pipeline, event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
+    """An event a rule delivered: applied inline, if it is this function's kind."""
+    if event.get("detail-type") != pipeline.kind:
+        detail = f"detail-type must be {pipeline.kind!r} for this function, got {event.get('detail-type')!r}"
+        failure = queue.Failure.permanent("EventInvalid", detail, "validate", kind=pipeline.kind)
+        if _dead_letter(pipeline, json.dumps(event.get("detail"), default=str), failure):
+            return {"status": "dead_lettered", "reason": detail}
+        raise EventFailed(failure)
+    return apply_inline(pipeline, event["detail"], invocation)
+
+
+def on_direct(pipeline: Pipeline, event: Any, invocation: Invocation) -> dict[str, Any]:
+    """A direct invoke (sam local invoke, tests): the canonical event applied inline."""
+    return apply_inline(pipeline, event, invocation)
