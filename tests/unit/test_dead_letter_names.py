@@ -93,19 +93,9 @@ FAULTS = [
 
 @pytest.mark.parametrize(("code", "text", "name", "transient", "maybe_delivered"), FAULTS)
 def test_each_fault_keeps_its_dead_letter_name_and_retry_flags(code, text, name, transient, maybe_delivered):
-    err = raised(lambda: codec.decode_response(codec_fault(code, text), "ContactService.load"))
+    err = errors.error_from_fault(code, text, method="ContactService.load")
     assert isinstance(err, errors.KeapFault)
     assert (dead_letter_class(err), err.transient, err.maybe_delivered) == (name, transient, maybe_delivered)
-
-
-def codec_fault(code, text):
-    code_xml = f"<int>{code}</int>" if isinstance(code, int) else f"<string>{code}</string>"
-    return (
-        "<?xml version='1.0'?><methodResponse><fault><value><struct>"
-        f"<member><name>faultCode</name><value>{code_xml}</value></member>"
-        f"<member><name>faultString</name><value><string>{text}</string></value></member>"
-        "</struct></value></fault></methodResponse>"
-    ).encode()
 
 
 # HTTP status -> ErrorClass over XML-RPC, ErrorClass over REST v2, transient, maybe_delivered.
@@ -135,9 +125,6 @@ def test_each_http_status_keeps_its_dead_letter_name_and_retry_flags(status, xml
 
 
 def http_error(api, status, body):
-    if hasattr(errors, "error_from_rest"):
-        make = errors.error_from_rest if api == "rest" else errors.error_from_http
-        return make(status, body, method="m")
     return errors.error_from_http(status, body, rest=api == "rest", method="m")
 
 
