@@ -137,18 +137,19 @@ def test_merge_lays_sent_values_over_stored_items_and_removes_emptied_ones():
     assert custom == [{"id": "7", "content": "w"}, {"id": "4", "content": "bye"}]
 
 
-@pytest.mark.parametrize(
-    ("keap_url", "base"),
-    [
-        (None, "https://api.keap.com/crm"),
-        ("https://api.infusionsoft.com/crm/xmlrpc/v1", "https://api.infusionsoft.com/crm"),
-        ("http://127.0.0.1:8765/crm/xmlrpc/v1/", "http://127.0.0.1:8765/crm"),
-        ("http://127.0.0.1:8765/crm/xmlrpc", "http://127.0.0.1:8765/crm"),
-        ("https://app.infusionsoft.com/api/xmlrpc?access_token=t", "https://app.infusionsoft.com/crm"),
-        ("http://127.0.0.1:8765/crm", "http://127.0.0.1:8765/crm"),
-        ("http://127.0.0.1:8765", "http://127.0.0.1:8765/crm"),
-    ],
-)
+# KEAP_URL -> the REST base on its host.
+REST_BASES = {
+    None: "https://api.keap.com/crm",
+    "https://api.infusionsoft.com/crm/xmlrpc/v1": "https://api.infusionsoft.com/crm",
+    "http://127.0.0.1:8765/crm/xmlrpc/v1/": "http://127.0.0.1:8765/crm",
+    "http://127.0.0.1:8765/crm/xmlrpc": "http://127.0.0.1:8765/crm",
+    "https://app.infusionsoft.com/api/xmlrpc?access_token=t": "https://app.infusionsoft.com/crm",
+    "http://127.0.0.1:8765/crm": "http://127.0.0.1:8765/crm",
+    "http://127.0.0.1:8765": "http://127.0.0.1:8765/crm",
+}
+
+
+@pytest.mark.parametrize(("keap_url", "base"), REST_BASES.items())
 def test_keap_url_locates_the_rest_base(keap_url, base):
     assert rest_base_url(keap_url) == base
 
