@@ -29,6 +29,7 @@ __all__ = [
     "KeapTimeout",
     "KeapTransportError",
     "KeapUnsafeResponse",
+    "KeapUnsupportedOperation",
     "error_from_fault",
     "error_from_http",
 ]
@@ -112,7 +113,10 @@ class KeapRequestError(KeapError, ValueError):
 # The request errors whose name tells the reader of a dead letter what to fix.
 ENCODE = ErrorKind("KeapEncodeError")  # a parameter has no XML-RPC form Keap accepts
 UNKNOWN_FIELD = ErrorKind("KeapUnknownField")  # a field with no REST v2 counterpart, or not in the app
-UNSUPPORTED = ErrorKind("KeapUnsupportedOperation")  # the chosen API has no such call
+
+
+class KeapUnsupportedOperation(KeapRequestError):
+    """The chosen API has no call for this (e.g. pausing a sequence over REST v2): a routes file to change."""
 
 
 class KeapFault(KeapError):

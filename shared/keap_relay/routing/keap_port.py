@@ -5,15 +5,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..keap.client import ContactService
-from ..keap.errors import UNSUPPORTED, KeapRequestError
+from ..keap.errors import KeapUnsupportedOperation
 from ..keap.rest import RestClient, outcome_error, rest_base_url
 from ..keap.session import ClientOptions
 from ..keap.throttle import RateLimiter
-
-
-def unsupported(message: str, method: str | None = None) -> KeapRequestError:
-    """The error for a call the chosen API does not have (dead letters name it KeapUnsupportedOperation)."""
-    return KeapRequestError(message, method=method, kind=UNSUPPORTED)
 
 
 class KeapPort(Protocol):
@@ -108,8 +103,8 @@ class ContactServicePort(_ClientPort):
 
 class RestPort(_ClientPort):
     """KeapPort over the REST v2 client. Pausing a sequence and running an action set have no v2 call: the
-    routes check refuses rules that need them, and these methods raise KeapRequestError
-    (error_class KeapUnsupportedOperation)."""
+    routes check refuses rules that need them, and these methods raise
+    KeapUnsupportedOperation."""
 
     client: RestClient
 
@@ -155,9 +150,9 @@ class RestPort(_ClientPort):
         """Start (`op` start_sequence) or stop a campaign's sequence for a contact: v2 knows it by its campaign."""
         operation = self.call_names[op]
         if campaign_id is None:
-            raise unsupported(
+            raise KeapUnsupportedOperation(
                 f"REST v2 needs the campaign of sequence {sequence_id}: use {routes_key}: [{{campaign, sequence}}]",
-                operation,
+                method=operation,
             )
         move = self.client.add_to_sequence if op == "start_sequence" else self.client.remove_from_sequence
         return self._one(operation, contact_id, move(campaign_id, sequence_id, [contact_id]))
@@ -169,10 +164,10 @@ class RestPort(_ClientPort):
         return self._sequence("stop_sequence", "remove_sequences", contact_id, sequence_id, campaign_id)
 
     def pause_sequence(self, contact_id: int, sequence_id: int) -> Any:
-        raise unsupported("REST v2 has no call to pause a sequence", "pause_sequence")
+        raise KeapUnsupportedOperation("REST v2 has no call to pause a sequence", method="pause_sequence")
 
     def run_action_set(self, contact_id: int, action_set_id: int) -> Any:
-        raise unsupported("REST v2 has no call to run an action set; use goals", "run_action_set")
+        raise KeapUnsupportedOperation("REST v2 has no call to run an action set; use goals", method="run_action_set")
 
     def achieve_goal(self, contact_id: int, integration: str, call_name: str) -> Any:
         return self.client.achieve_goal(contact_id, integration, call_name)
@@ -199,4 +194,4 @@ def build_port(
         return RestPort(RestClient(rest_url or rest_base_url(url), api_key, options=options))
     if api == "xmlrpc":
         return ContactServicePort(ContactService(url, api_key, options=options))
-    raise unsupported(f"KEAP_API must be xmlrpc or rest, not {api!r}")
+    raise KeapUnsupportedOperation(f"KEAP_API must be xmlrpc or rest, not {api!r}")
