@@ -1,5 +1,6 @@
 """ContactService client against the emulator over HTTP: every method, auth, argument checks, secrecy."""
 
+import dataclasses
 import http.client
 import logging
 import threading
@@ -7,32 +8,20 @@ import xmlrpc.client
 
 import pytest
 
-from keap_emulator import EmulatorServer, FaultPlan
-from keap_relay.keap import ContactService, KeapAuthError, KeapError, KeapRequestError
-from keap_relay.keap import errors as keap_errors
+from keap_emulator import FaultPlan
+from keap_relay.keap.client import ContactService
+from keap_relay.keap.errors import KeapAuthError, KeapError, KeapRequestError
+from keap_relay.keap.session import ClientOptions
 from keap_relay.keap.transport import HTTPTransport
 
+pytest_plugins = ("keap_fixtures",)
 KEY = "KeapAK-0123456789abcdef-SECRET"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with EmulatorServer(port=0, api_key=KEY) as emu:
-        yield emu
-
-
-@pytest.fixture
-def emu(server):
-    server.reset()
-    server.set_faults(None)
-    server.set_quota(None)
-    return server
 
 
 @pytest.fixture
 def cs(emu):
     sleeps: list[float] = []
-    client = ContactService(url=emu.url, api_key=KEY, sleep=sleeps.append)
+    client = ContactService(emu.url, KEY, options=ClientOptions(sleep=sleeps.append))
     client.sleeps = sleeps
     yield client
     client.close()
@@ -73,8 +62,8 @@ def test_update_changes_fields_and_returns_the_id(cs, emu):
     assert (stored["City"], stored["_OrderTotal"]) == ("London", 49.5)
 
 
-def test_update_of_a_missing_contact_is_record_not_found(cs, emu):
-    with pytest.raises(keap_errors.KeapRecordNotFound) as caught:
+def test_update_of_a_missing_contact_is_record_not_found(cs, emu, raises_named):
+    with raises_named("KeapRecordNotFound") as caught:
         cs.update(999, {"City": "London"})
     assert caught.value.code == 5 and caught.value.method == "ContactService.update"
     assert len(emu.calls()) == 1  # permanent: not retried
@@ -85,9 +74,9 @@ def test_load_returns_the_selected_fields_that_have_values(cs):
     assert cs.load(cid, ["Id", "FirstName", "City", "Company"]) == {"Id": cid, "FirstName": "Ada", "City": "London"}
 
 
-def test_load_with_an_unknown_field_is_no_field_found(cs):
+def test_load_with_an_unknown_field_is_no_field_found(cs, raises_named):
     cid = new_contact(cs)
-    with pytest.raises(keap_errors.KeapNoFieldFound, match="_LeadScore"):
+    with raises_named("KeapNoFieldFound", match="_LeadScore"):
         cs.load(cid, ["Id", "_LeadScore"])
 
 
@@ -124,9 +113,9 @@ def test_follow_up_sequence_lifecycle(cs, emu):
     assert cs.pause_campaign(cid, 11) is False  # no longer enrolled
 
 
-def test_unknown_sequence_is_a_loading_fault_and_not_retried(cs, emu):
+def test_unknown_sequence_is_a_loading_fault_and_not_retried(cs, emu, raises_named):
     cid = new_contact(cs)
-    with pytest.raises(keap_errors.KeapLoadingError, match=r"\[Loading\]Error loading follow-up sequence"):
+    with raises_named("KeapLoadingError", match=r"\[Loading\]Error loading follow-up sequence"):
         cs.add_to_campaign(cid, 99)
     assert [c["method"] for c in emu.calls()] == ["ContactService.add", "ContactService.addToCampaign"]
 
@@ -161,12 +150,12 @@ def test_merge_folds_the_duplicate_into_the_contact(cs, emu):
     assert emu.model.contact_tags(keep) == {205}
 
 
-def test_call_reaches_methods_without_a_wrapper(cs):
+def test_call_reaches_methods_without_a_wrapper(cs, raises_named):
     cid = new_contact(cs)
     assert cs.call("ContactService.load", cid, ["Email"]) == {"Email": "ada@example.com"}
-    with pytest.raises(keap_errors.KeapNoSuchHandler, match=r"APIEmailService\.sendTemplate"):
+    with raises_named("KeapNoSuchHandler", match=r"APIEmailService\.sendTemplate"):
         cs.call("APIEmailService.sendTemplate", cid)
-    with pytest.raises(keap_errors.KeapInvokeError, match="contactId must be a valid id"):
+    with raises_named("KeapInvokeError", match="contactId must be a valid id"):
         cs.call("ContactService.addToGroup", 0, 100)
 
 
@@ -198,8 +187,8 @@ def test_cheap_mistakes_are_refused_before_anything_is_sent(cs, emu, method, arg
     assert emu.calls() == []
 
 
-def test_values_keap_cannot_take_are_refused_before_sending(cs, emu):
-    with pytest.raises(keap_errors.KeapEncodeError, match=r'params\[1\]\["Company"\]'):
+def test_values_keap_cannot_take_are_refused_before_sending(cs, emu, raises_named):
+    with raises_named("KeapEncodeError", match=r'params\[1\]\["Company"\]'):
         cs.add({"Email": "ada@example.com", "Company": None})
     assert emu.calls() == []
 
@@ -222,7 +211,7 @@ def spy_requests(monkeypatch):
 
 def test_api_key_travels_in_the_keap_header_and_never_in_the_body(emu, monkeypatch):
     seen = spy_requests(monkeypatch)
-    cs = ContactService(url=emu.url, api_key=KEY)
+    cs = ContactService(emu.url, KEY)
     cs.add({"Email": "ada@example.com"})
     headers, body = seen[0]
     assert headers["X-Keap-API-Key"] == KEY
@@ -235,7 +224,7 @@ def test_api_key_travels_in_the_keap_header_and_never_in_the_body(emu, monkeypat
 
 def test_oauth_token_is_sent_as_bearer(emu, monkeypatch):
     seen = spy_requests(monkeypatch)
-    cs = ContactService(url=emu.url, access_token=KEY)
+    cs = ContactService(emu.url, access_token=KEY)
     cid = cs.add({"Email": "ada@example.com"})
     assert emu.model.get_contact(cid) is not None
     headers, _ = seen[0]
@@ -245,7 +234,7 @@ def test_oauth_token_is_sent_as_bearer(emu, monkeypatch):
 
 
 def test_a_wrong_key_is_an_auth_error_and_not_retried(emu):
-    cs = ContactService(url=emu.url, api_key="KeapAK-wrong", sleep=lambda s: pytest.fail("must not retry"))
+    cs = ContactService(emu.url, "KeapAK-wrong", options=ClientOptions(sleep=lambda s: pytest.fail("must not retry")))
     with pytest.raises(KeapAuthError) as caught:
         cs.load(1, ["Id"])
     assert caught.value.http_status == 401 and not caught.value.transient
@@ -280,7 +269,7 @@ def test_the_default_url_is_keaps(monkeypatch):
 def test_missing_or_unusable_credentials_fail_at_construction_without_echoing_them(monkeypatch, kwargs):
     monkeypatch.delenv("KEAP_API_KEY", raising=False)
     with pytest.raises(KeapRequestError) as caught:
-        ContactService(url="http://127.0.0.1:9/crm/xmlrpc/v1", **kwargs)
+        ContactService("http://127.0.0.1:9/crm/xmlrpc/v1", **kwargs)
     for value in filter(None, kwargs.values()):
         assert value not in str(caught.value) and value not in repr(caught.value)
 
@@ -289,9 +278,9 @@ def test_missing_or_unusable_credentials_fail_at_construction_without_echoing_th
 
 
 def test_repr_shows_url_and_auth_kind_only(emu):
-    cs = ContactService(url=emu.url, api_key=KEY)
+    cs = ContactService(emu.url, KEY)
     assert repr(cs) == f"ContactService(url='{emu.url}', auth='api-key')"
-    masked = ContactService(url="https://user:pw@api.example.com/crm/xmlrpc/v1?access_token=abc&x=1", api_key=KEY)
+    masked = ContactService("https://user:pw@api.example.com/crm/xmlrpc/v1?access_token=abc&x=1", KEY)
     assert repr(masked) == (
         "ContactService(url='https://***@api.example.com/crm/xmlrpc/v1?access_token=***&x=***', auth='api-key')"
     )
@@ -300,7 +289,7 @@ def test_repr_shows_url_and_auth_kind_only(emu):
 
 def test_the_key_appears_in_no_exception_log_line_or_repr(emu, caplog):
     caplog.set_level(logging.DEBUG)
-    cs = ContactService(url=emu.url, api_key=KEY, max_attempts=2, sleep=lambda s: None)
+    cs = ContactService(emu.url, KEY, options=ClientOptions(max_attempts=2, sleep=lambda s: None))
     raised: list[KeapError] = []
 
     def attempt(fn):
@@ -320,8 +309,8 @@ def test_the_key_appears_in_no_exception_log_line_or_repr(emu, caplog):
     emu.set_faults(FaultPlan(rate_malformed=1.0))
     attempt(lambda: cs.load(cid, ["Id"]))
     emu.set_faults(None)
-    attempt(lambda: ContactService(url=emu.url, api_key=KEY + "x").load(cid, ["Id"]))
-    attempt(lambda: ContactService(url=emu.url, access_token=KEY + "y").load(cid, ["Id"]))
+    attempt(lambda: ContactService(emu.url, KEY + "x").load(cid, ["Id"]))
+    attempt(lambda: ContactService(emu.url, access_token=KEY + "y").load(cid, ["Id"]))
 
     assert len(raised) == 8
     for err in raised:
@@ -336,7 +325,7 @@ def test_each_attempt_is_logged_at_debug_with_method_attempt_duration_outcome(cs
     caplog.set_level(logging.DEBUG, logger="keap_relay.keap")
     cid = new_contact(cs)
     emu.set_faults(FaultPlan(rate_fault=1.0, fault=(4, "[DatabaseError]Error returning results")))
-    cs._sleep = lambda s: emu.set_faults(None)
+    cs.options = dataclasses.replace(cs.options, sleep=lambda s: emu.set_faults(None))
     cs.load(cid, ["Id"])
     lines = [r.getMessage() for r in caplog.records if r.name == "keap_relay.keap"]
     assert lines[0].startswith("keap call ContactService.add attempt=1 duration_ms=")
@@ -364,7 +353,7 @@ def test_sequential_calls_reuse_one_keep_alive_connection(cs, monkeypatch):
 
 
 def test_one_client_shared_by_threads(emu):
-    cs = ContactService(url=emu.url, api_key=KEY, pool_size=8)
+    cs = ContactService(emu.url, KEY, options=ClientOptions(pool_size=8))
     cid = new_contact(cs)
     tags = [100 + i for i in range(10)] + [200 + i for i in range(10)]
     failures: list[BaseException] = []

@@ -3,12 +3,17 @@
 import itertools
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from keap_emulator import EmulatorServer, FaultPlan
-from keap_relay.keap import ContactService, KeapDatabaseError, KeapRequestError, RateLimiter, TokenBucket
+from keap_relay.keap.client import ContactService
+from keap_relay.keap.errors import KeapRequestError
+from keap_relay.keap.session import ClientOptions
+from keap_relay.keap.throttle import RateLimiter, TokenBucket
 
+pytest_plugins = ("keap_fixtures",)
 KEY = "local-dev-key"
 
 
@@ -55,20 +60,8 @@ def test_a_clock_that_steps_back_does_not_mint_tokens():
 
 def test_concurrent_reservations_are_never_lost():
     bucket = TokenBucket(10)
-    waits: list[float] = []
-    lock = threading.Lock()
-
-    def take():
-        for _ in range(50):
-            w = bucket.reserve(0.0)
-            with lock:
-                waits.append(w)
-
-    threads = [threading.Thread(target=take) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        waits = list(pool.map(lambda _: bucket.reserve(0.0), range(400)))
     # 400 reservations at t=0: 10 free, then one every 0.1 s, each slot handed out exactly once.
     assert sorted(round(w, 6) for w in waits) == [0.0] * 10 + [round(0.1 * i, 6) for i in range(1, 391)]
 
@@ -113,7 +106,7 @@ def emu(fake):
 
 def test_calls_per_second_seen_by_keap_stay_within_the_rate(emu, fake):
     limiter = TokenBucket(5, clock=fake, sleep=fake.sleep)
-    cs = ContactService(url=emu.url, api_key=KEY, rate_limiter=limiter, sleep=fake.sleep)
+    cs = ContactService(emu.url, KEY, options=ClientOptions(rate_limiter=limiter, sleep=fake.sleep))
     cid = cs.add({"Email": "ada@example.com"})
     for _ in range(24):
         cs.load(cid, ["Id"])
@@ -126,37 +119,37 @@ def test_calls_per_second_seen_by_keap_stay_within_the_rate(emu, fake):
     assert sum(fake.slept) == pytest.approx((25 - 5) / 5)
 
 
-def test_retries_are_paced_too(emu, fake):
+def test_retries_are_paced_too(emu, fake, raises_named):
     limiter = TokenBucket(1, clock=fake, sleep=fake.sleep)
-    cs = ContactService(url=emu.url, api_key=KEY, rate_limiter=limiter, sleep=fake.sleep, rand=lambda: 0.0)
+    cs = ContactService(emu.url, KEY, options=ClientOptions(rate_limiter=limiter, sleep=fake.sleep, rand=lambda: 0.0))
     cid = cs.add({"Email": "ada@example.com"})
     emu.set_faults(FaultPlan(rate_fault=1.0, fault=(4, "[DatabaseError]x")))
-    with pytest.raises(KeapDatabaseError):
+    with raises_named("KeapDatabaseError"):
         cs.load(cid, ["Id"])
     ats = [c["at"] for c in emu.calls()]
-    assert len(ats) == 1 + cs.max_attempts
+    assert len(ats) == 1 + cs.options.max_attempts
     assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise(ats))
 
 
 def test_max_calls_per_second_builds_a_token_bucket(emu):
-    cs = ContactService(url=emu.url, api_key=KEY, max_calls_per_second=8)
+    cs = ContactService(emu.url, KEY, options=ClientOptions(max_calls_per_second=8))
     assert isinstance(cs.rate_limiter, TokenBucket)
     assert (cs.rate_limiter.rate, cs.rate_limiter.burst) == (8, 8)
 
 
 def test_pacing_is_off_unless_asked(emu, monkeypatch):
     monkeypatch.delenv("KEAP_MAX_CALLS_PER_SECOND", raising=False)
-    assert ContactService(url=emu.url, api_key=KEY).rate_limiter is None
+    assert ContactService(emu.url, KEY).rate_limiter is None
 
 
 @pytest.mark.parametrize(("raw", "rate"), [("4.5", 4.5), ("0", None), ("", None)])
 def test_pacing_from_the_environment(emu, monkeypatch, raw, rate):
     monkeypatch.setenv("KEAP_MAX_CALLS_PER_SECOND", raw)
-    limiter = ContactService(url=emu.url, api_key=KEY).rate_limiter
+    limiter = ContactService(emu.url, KEY).rate_limiter
     assert (limiter.rate if limiter else None) == rate
 
 
 def test_a_garbled_environment_rate_is_a_clear_error(emu, monkeypatch):
     monkeypatch.setenv("KEAP_MAX_CALLS_PER_SECOND", "ten")
     with pytest.raises(KeapRequestError, match="KEAP_MAX_CALLS_PER_SECOND"):
-        ContactService(url=emu.url, api_key=KEY)
+        ContactService(emu.url, KEY)

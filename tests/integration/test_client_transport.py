@@ -6,10 +6,10 @@ import xmlrpc.client
 
 import pytest
 
-from keap_emulator import EmulatorServer
-from keap_relay.keap import KeapRequestError
+from keap_relay.keap.errors import KeapRequestError
 from keap_relay.keap.transport import HTTPTransport, _peer_closed
 
+pytest_plugins = ("keap_fixtures",)
 KEY = "local-dev-key"
 HEADERS = {"Content-Type": "text/xml; charset=UTF-8", "X-Keap-API-Key": KEY}
 LOAD = xmlrpc.client.dumps(("placeholder", 1, ["Id"]), "ContactService.load").encode()
@@ -21,12 +21,6 @@ class Clock:
 
     def __call__(self):
         return self.now
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorServer(port=0, api_key=KEY) as server:
-        yield server
 
 
 def counting(transport):

@@ -27,22 +27,10 @@ from keap_core_v2_client.models import (  # noqa: E402
 )
 from pydantic import BaseModel  # noqa: E402
 
-from keap_emulator import EmulatorServer  # noqa: E402
-from keap_relay.keap import RestClient  # noqa: E402
+from keap_relay.keap.rest import RestClient  # noqa: E402
 
+pytest_plugins = ("keap_fixtures",)
 KEY = "local-dev-key"
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorServer(port=0, api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh(emu):
-    emu.reset()
-    yield
 
 
 @pytest.fixture

@@ -7,22 +7,10 @@ import xmlrpc.client
 
 import pytest
 
-from keap_emulator import EmulatorServer, FaultPlan, WorldError, load_world
+from keap_emulator import FaultPlan, WorldError, load_world
 
+pytest_plugins = ("keap_fixtures",)
 KEY = "local-dev-key"
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorServer(port=0, api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh(emu):
-    emu.reset()
-    emu.set_faults(None)
-    yield
 
 
 def call(emu, verb, path, body=None, key=KEY):

@@ -4,15 +4,14 @@ function needs only KEAP_API=rest and KEAP_URL to switch."""
 import pytest
 import yaml
 
-from keap_emulator import EmulatorServer
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import EventFailed, Pipeline
-from keap_relay.keap import KeapNotFound
 from keap_relay.routing.keap_port import ContactServicePort, RestPort, build_port
 from keap_relay.routing.plan import plan
 from keap_relay.routing.routes import check_routes, parse_routes
 from keap_relay.routing.runner import SequenceRunner
 
+pytest_plugins = ("keap_fixtures",)
 KEY = "local-dev-key"
 
 ROUTES_TEXT = """
@@ -72,19 +71,6 @@ EVENTS = [
         "unsubscribe": {"reason": "too many emails", "list_id": "news"},
     },
 ]
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorServer(port=0, api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh(emu):
-    emu.reset()
-    emu.set_faults(None)
-    yield
 
 
 def effects(emu):
@@ -179,8 +165,8 @@ def test_a_missing_contact_is_a_permanent_failure_over_either_api(emu):
         with pytest.raises(Exception) as info:
             build_port(api, url=emu.url, api_key=KEY).apply_tag(999, 100)
         errors[api] = info.value
-    assert type(errors["xmlrpc"]).__name__ == "KeapRecordNotFound"
-    assert isinstance(errors["rest"], KeapNotFound) and "contact 999: CONTACT_DOES_NOT_EXIST" in str(errors["rest"])
+    assert errors["xmlrpc"].error_class == "KeapRecordNotFound"
+    assert errors["rest"].error_class == "KeapNotFound" and "contact 999: CONTACT_DOES_NOT_EXIST" in str(errors["rest"])
     assert not errors["xmlrpc"].transient and not errors["rest"].transient
     assert isinstance(build_port("rest", url=emu.url, api_key=KEY), RestPort)
     assert isinstance(build_port("xmlrpc", url=emu.url, api_key=KEY), ContactServicePort)

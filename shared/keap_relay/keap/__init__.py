@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 # Where each public name lives; `from keap_relay.keap import X` finds it there.
-_HOMES = ("defaults", "errors", "client", "rest", "throttle", "codec")
+_HOMES = ("defaults", "errors", "session", "client", "rest", "v2_contact", "throttle", "codec")
 
 
 def __getattr__(name: str) -> Any:

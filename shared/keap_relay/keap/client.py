@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import random
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from keap_relay.keap.codec import decode_response, encode_call
 from keap_relay.keap.defaults import DEFAULT_URL, DUP_CHECK_TYPES
-from keap_relay.keap.errors import (
-    KeapMalformedResponse,
-    KeapRequestError,
-    error_from_http,
-)
-from keap_relay.keap.session import RetryingClient, _mask_url
-from keap_relay.keap.throttle import RateInfo, RateLimiter
+from keap_relay.keap.errors import KeapMalformedResponse, KeapRequestError
+from keap_relay.keap.session import RetryingClient
 
-__all__ = ["DEFAULT_URL", "DUP_CHECK_TYPES", "SAFE_TO_REPEAT", "ContactService"]
+__all__ = ["SAFE_TO_REPEAT", "ContactService"]
+
+T = TypeVar("T")
 
 
 # The key travels in a header; Keap still wants a first `privateKey` parameter and ignores its value.
@@ -47,9 +41,6 @@ SAFE_TO_REPEAT = frozenset(
         "ContactService.getNextCampaignStep",
     }
 )
-
-_log = logging.getLogger("keap_relay.keap")
-
 
 # ---------------------------------------------------------------- argument checks (nothing sent yet)
 
@@ -121,63 +112,20 @@ def _as_structs(value: Any, method: str) -> list[dict]:
     raise KeapMalformedResponse(f"expected an array of structs, got {type(value).__name__}", method=method)
 
 
-# ---------------------------------------------------------------- configuration helpers
-
-
 class ContactService(RetryingClient):
     """Keap's ContactService, one Python method per API method, returning plain values.
 
-    Auth as Keap works today: a PAT/SAK (`api_key`, default `KEAP_API_KEY`) goes in `X-Keap-API-Key`;
-    an OAuth token (`access_token`) goes in `Authorization: Bearer`; the `privateKey` parameter gets a
-    placeholder. Transient failures are retried with exponential backoff and full jitter, but a call
-    that may already have reached Keap is only repeated for methods in SAFE_TO_REPEAT. A 429 is waited
-    out when Keap says it is short (≤ max_retry_wait), otherwise raised at once for the caller to defer.
-    One instance is safe to share between threads.
+    `url` defaults to KEAP_URL, else Keap's endpoint; `options` (ClientOptions) sets timeouts, retries and
+    pacing. The `privateKey` parameter Keap still wants gets a placeholder: the key travels in a header.
+    A call that may already have reached Keap is repeated only for methods in SAFE_TO_REPEAT.
     """
 
-    def __init__(
-        self,
-        url: str | None = None,
-        api_key: str | None = None,
-        *,
-        access_token: str | None = None,
-        connect_timeout: float = 3.05,
-        read_timeout: float = 20.0,
-        max_attempts: int = 4,
-        backoff_base: float = 0.25,
-        backoff_cap: float = 8.0,
-        max_calls_per_second: float | None = None,
-        max_retry_wait: float = 2.0,
-        pool_size: int = 8,
-        rate_limiter: RateLimiter | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        rand: Callable[[], float] = random.random,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.url = url or os.environ.get("KEAP_URL") or DEFAULT_URL
-        self._setup(
-            api_key=api_key,
-            access_token=access_token,
-            max_attempts=max_attempts,
-            backoff_base=backoff_base,
-            backoff_cap=backoff_cap,
-            max_calls_per_second=max_calls_per_second,
-            max_retry_wait=max_retry_wait,
-            rate_limiter=rate_limiter,
-            sleep=sleep,
-            rand=rand,
-            monotonic=monotonic,
-            url=self.url,
-            content_type="text/xml; charset=UTF-8",
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            pool_size=pool_size,
-        )
+    content_type = "text/xml; charset=UTF-8"
+    rest = False
 
-    def __repr__(self) -> str:
-        return f"ContactService(url={_mask_url(self.url)!r}, auth={self.auth!r})"
-
-    # ---------------------------------------------------------------- the engine
+    @classmethod
+    def _locate(cls, url: str | None) -> str:
+        return url or os.environ.get("KEAP_URL") or DEFAULT_URL
 
     def call(self, method: str, *params: Any) -> Any:
         """Call any API method (e.g. "APIEmailService.optOut") with params after the key; the decoded result.
@@ -185,22 +133,13 @@ class ContactService(RetryingClient):
         Methods not in SAFE_TO_REPEAT are not repeated once they may have reached Keap.
         """
         body = encode_call(method, (PRIVATE_KEY_PLACEHOLDER, *params))
-        return self._with_retries(method, method in SAFE_TO_REPEAT, lambda: self._exchange(method, body))
+        return self._with_retries(
+            method, method in SAFE_TO_REPEAT, lambda: decode_response(self._send("POST", body, method).body, method)
+        )
 
-    def _exchange(self, method: str, body: bytes) -> Any:
-        response = self._transport.post(body, method=method)
-        info = RateInfo.from_headers(response.headers)
-        if info is not None:
-            self.last_rate_info = info
-        if response.status != 200:
-            raise error_from_http(
-                response.status,
-                response.body,
-                method=method,
-                retry_after=info.retry_after(info.observed_at) if info is not None else None,
-                rate_info=info,
-            )
-        return decode_response(response.body, method)
+    def _on_contact(self, method: str, contact_id: int, name: str, value: int, shape: Callable[[Any, str], T]) -> T:
+        """Call a method whose parameters are a contact's id and one other id; its result, checked by `shape`."""
+        return shape(self.call(method, _check_id("contact_id", contact_id), _check_id(name, value)), method)
 
     # ---------------------------------------------------------------- ContactService, in the document's order
 
@@ -211,35 +150,22 @@ class ContactService(RetryingClient):
 
     def merge(self, contact_id: int, duplicate_contact_id: int) -> bool:
         """Merge `duplicate_contact_id` into `contact_id`."""
-        method = "ContactService.merge"
-        result = self.call(
-            method,
-            _check_id("contact_id", contact_id),
-            _check_id("duplicate_contact_id", duplicate_contact_id),
+        return self._on_contact(
+            "ContactService.merge", contact_id, "duplicate_contact_id", duplicate_contact_id, _as_bool
         )
-        return _as_bool(result, method)
 
     def add_to_campaign(self, contact_id: int, campaign_id: int) -> bool:
         """Start a legacy follow-up sequence for a contact."""
-        method = "ContactService.addToCampaign"
-        result = self.call(method, _check_id("contact_id", contact_id), _check_id("campaign_id", campaign_id))
-        return _as_bool(result, method)
+        return self._on_contact("ContactService.addToCampaign", contact_id, "campaign_id", campaign_id, _as_bool)
 
     def add_to_group(self, contact_id: int, group_id: int) -> bool:
         """Apply a tag (group) to a contact."""
-        method = "ContactService.addToGroup"
-        result = self.call(method, _check_id("contact_id", contact_id), _check_id("group_id", group_id))
-        return _as_bool(result, method)
+        return self._on_contact("ContactService.addToGroup", contact_id, "group_id", group_id, _as_bool)
 
     def get_next_campaign_step(self, contact_id: int, follow_up_sequence_id: int) -> int:
         """The Id of the contact's next step in a follow-up sequence."""
         method = "ContactService.getNextCampaignStep"
-        result = self.call(
-            method,
-            _check_id("contact_id", contact_id),
-            _check_id("follow_up_sequence_id", follow_up_sequence_id),
-        )
-        return _as_int(result, method)
+        return self._on_contact(method, contact_id, "follow_up_sequence_id", follow_up_sequence_id, _as_int)
 
     def find_by_email(self, email: str, selected_fields: Sequence[str]) -> list[dict]:
         """Contacts whose Email, EmailAddress2 or EmailAddress3 is `email` (empty fields are absent)."""
@@ -257,31 +183,20 @@ class ContactService(RetryingClient):
 
     def pause_campaign(self, contact_id: int, sequence_id: int) -> bool:
         """Pause a follow-up sequence for a contact."""
-        method = "ContactService.pauseCampaign"
-        result = self.call(method, _check_id("contact_id", contact_id), _check_id("sequence_id", sequence_id))
-        return _as_bool(result, method)
+        return self._on_contact("ContactService.pauseCampaign", contact_id, "sequence_id", sequence_id, _as_bool)
 
     def remove_from_campaign(self, contact_id: int, follow_up_sequence_id: int) -> bool:
         """Take a contact out of a follow-up sequence."""
         method = "ContactService.removeFromCampaign"
-        result = self.call(
-            method,
-            _check_id("contact_id", contact_id),
-            _check_id("follow_up_sequence_id", follow_up_sequence_id),
-        )
-        return _as_bool(result, method)
+        return self._on_contact(method, contact_id, "follow_up_sequence_id", follow_up_sequence_id, _as_bool)
 
     def remove_from_group(self, contact_id: int, tag_id: int) -> bool:
         """Remove a tag (group) from a contact."""
-        method = "ContactService.removeFromGroup"
-        result = self.call(method, _check_id("contact_id", contact_id), _check_id("tag_id", tag_id))
-        return _as_bool(result, method)
+        return self._on_contact("ContactService.removeFromGroup", contact_id, "tag_id", tag_id, _as_bool)
 
     def resume_campaign_for_contact(self, contact_id: int, seq_id: int) -> bool:
         """Resume a paused follow-up sequence for a contact."""
-        method = "ContactService.resumeCampaignForContact"
-        result = self.call(method, _check_id("contact_id", contact_id), _check_id("seq_id", seq_id))
-        return _as_bool(result, method)
+        return self._on_contact("ContactService.resumeCampaignForContact", contact_id, "seq_id", seq_id, _as_bool)
 
     def reschedule_campaign_step(self, contact_ids: Iterable[int], sequence_step_id: int) -> int:
         """Run a sequence step now for these contacts. Not repeated once it may have reached Keap."""
@@ -296,12 +211,10 @@ class ContactService(RetryingClient):
 
         Never retried once it may have reached Keap: the actions would run twice.
         """
-        method = "ContactService.runActionSequence"
-        result = self.call(method, _check_id("contact_id", contact_id), _check_id("action_set_id", action_set_id))
-        return [
-            {k: v.strip() if isinstance(v, str) else v for k, v in record.items()}
-            for record in _as_structs(result, method)
-        ]
+        records = self._on_contact(
+            "ContactService.runActionSequence", contact_id, "action_set_id", action_set_id, _as_structs
+        )
+        return [{k: v.strip() if isinstance(v, str) else v for k, v in record.items()} for record in records]
 
     def add_with_dup_check(self, data: Mapping[str, Any], dup_check_type: str) -> int:
         """Create a contact, or update the one matching by `dup_check_type`; the contact's Id."""

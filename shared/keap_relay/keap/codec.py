@@ -18,12 +18,7 @@ from xml.parsers import expat
 
 import xmltodict
 
-from keap_relay.keap.errors import (
-    KeapEncodeError,
-    KeapMalformedResponse,
-    KeapUnsafeResponse,
-    error_from_fault,
-)
+from keap_relay.keap.errors import ENCODE, KeapMalformedResponse, KeapRequestError, KeapUnsafeResponse, error_from_fault
 
 __all__ = ["decode_response", "encode_call", "format_datetime", "parse_datetime"]
 
@@ -391,13 +386,13 @@ def encode_call(method: str, params: Sequence[Any]) -> bytes:
     """Serialize a methodCall (UTF-8 bytes with an XML declaration).
 
     `params` are all of the call's parameters, the key placeholder included, so an error's path
-    (`params[1]["Id"]`) counts as the API document does. Raises KeapEncodeError naming that path.
+    (`params[1]["Id"]`) counts as the API document does. Raises KeapRequestError (KeapEncodeError) naming that path.
     """
     out = ["<?xml version='1.0' encoding='UTF-8'?>\n<methodCall><methodName>"]
     try:
         out.append(_escape(method))
     except _Problem as problem:
-        raise KeapEncodeError(f"method name: {problem.reason}", method=method) from None
+        raise KeapRequestError(f"method name: {problem.reason}", method=method, kind=ENCODE) from None
     out.append("</methodName><params>")
     for i, param in enumerate(params):
         out.append("<param><value>")
@@ -405,9 +400,11 @@ def encode_call(method: str, params: Sequence[Any]) -> bytes:
             _dumper(param)(param, out)
         except _Problem as problem:
             path = f"params[{i}]" + "".join(reversed(problem.path))
-            raise KeapEncodeError(f"{path}: {problem.reason}", method=method) from None
+            raise KeapRequestError(f"{path}: {problem.reason}", method=method, kind=ENCODE) from None
         except RecursionError:
-            raise KeapEncodeError(f"params[{i}]: structure is recursive or too deep", method=method) from None
+            raise KeapRequestError(
+                f"params[{i}]: structure is recursive or too deep", method=method, kind=ENCODE
+            ) from None
         out.append("</value></param>")
     out.append("</params></methodCall>\n")
     return "".join(out).encode("utf-8")

@@ -1,69 +1,61 @@
-"""Keap error tree: XML-RPC faults, HTTP statuses and transport failures as one family of exceptions."""
+"""Keap's errors: a short tree of exceptions, and one table that names each fault and HTTP status Keap answers.
+
+A class exists where a caller handles the error differently or it carries other data. What only tells one
+answer from another (Keap's fault category, a REST status) is data: each row of the tables gives the name
+dead letters carry (`error_class`, e.g. KeapRecordNotFound) and whether retrying can help. Those names
+travel in DLQ messages for up to 14 days and drive redrives: a row's name never changes.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from keap_relay.keap.throttle import RateInfo
 
 __all__ = [
+    "ErrorKind",
     "KeapAuthError",
-    "KeapBadRequest",
-    "KeapConflict",
     "KeapConnectError",
     "KeapConnectionDropped",
-    "KeapContactFailed",
-    "KeapDatabaseError",
-    "KeapEncodeError",
     "KeapError",
-    "KeapFailedLogin",
     "KeapFault",
     "KeapHTTPError",
-    "KeapInvalidConfig",
-    "KeapInvalidKey",
-    "KeapInvalidParameter",
-    "KeapInvokeError",
-    "KeapLoadingError",
     "KeapMalformedResponse",
-    "KeapNoAccess",
-    "KeapNoFieldAccess",
-    "KeapNoFieldFound",
-    "KeapNoFields",
-    "KeapNoSuchHandler",
-    "KeapNoTableAccess",
-    "KeapNoTableFound",
-    "KeapNotFound",
     "KeapRateLimited",
-    "KeapRecordNotFound",
     "KeapRequestError",
-    "KeapRequestParseError",
-    "KeapServerError",
-    "KeapServerException",
-    "KeapServiceUnavailable",
-    "KeapStatementCancelled",
-    "KeapThrottledFault",
     "KeapTimeout",
     "KeapTransportError",
-    "KeapUnexpectedError",
-    "KeapUnknownField",
     "KeapUnsafeResponse",
     "KeapUnsupportedOperation",
     "error_from_fault",
     "error_from_http",
-    "error_from_rest",
 ]
 
 # Error text that reaches str()/repr() is capped so an HTML error page cannot flood a log line.
 _MAX_MESSAGE = 300
 
 
-class KeapError(Exception):
-    """Base of every error the Keap client raises.
+@dataclass(frozen=True)
+class ErrorKind:
+    """What one answer means: its dead-letter name and whether the same call may succeed later.
 
-    `transient` says whether the same call may succeed later; `maybe_delivered` says whether the request
-    may have been acted on by Keap (so repeating it is only safe for idempotent methods).
+    `maybe_delivered`: Keap may have acted on the request, so repeating it is safe only for idempotent calls.
+    """
+
+    error_class: str
+    transient: bool = False
+    maybe_delivered: bool = False
+
+
+class KeapError(Exception):
+    """Base of every error the Keap clients raise.
+
+    `error_class` is the name written to dead letters (ErrorClass): the class's own name unless a `kind` says
+    otherwise. `transient` says whether the same call may succeed later; `maybe_delivered` whether Keap may
+    have acted on the request.
     """
 
     transient: bool = False
@@ -76,11 +68,19 @@ class KeapError(Exception):
         method: str | None = None,
         code: int | None = None,
         http_status: int | None = None,
+        kind: ErrorKind | None = None,
     ) -> None:
         self.message = message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + "…"
         self.method = method
         self.code = code
         self.http_status = http_status
+        self.error_class = type(self).__name__
+        if kind is not None:
+            self.error_class, self.transient, self.maybe_delivered = (
+                kind.error_class,
+                kind.transient,
+                kind.maybe_delivered,
+            )
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -90,7 +90,7 @@ class KeapError(Exception):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(method={self.method!r}, code={self.code!r}, "
+            f"{self.error_class}(method={self.method!r}, code={self.code!r}, "
             f"http_status={self.http_status!r}, message={self.message!r})"
         )
 
@@ -106,26 +106,17 @@ def _rebuild(cls: type[KeapError], state: dict) -> KeapError:
     return err
 
 
-# --- requests we refuse to send -------------------------------------------------------------------
-
-
 class KeapRequestError(KeapError, ValueError):
-    """The call cannot be sent as given (bad argument); nothing was sent."""
+    """The call cannot be sent as given (a bad argument, a value or field with no wire form); nothing was sent."""
 
 
-class KeapEncodeError(KeapRequestError):
-    """A parameter has no XML-RPC form Keap accepts; the message names the value's path."""
-
-
-class KeapUnknownField(KeapRequestError):
-    """A contact field with no REST v2 counterpart, or a custom field the app's contact model lacks."""
+# The request errors whose name tells the reader of a dead letter what to fix.
+ENCODE = ErrorKind("KeapEncodeError")  # a parameter has no XML-RPC form Keap accepts
+UNKNOWN_FIELD = ErrorKind("KeapUnknownField")  # a field with no REST v2 counterpart, or not in the app
 
 
 class KeapUnsupportedOperation(KeapRequestError):
-    """The chosen API has no call for this (e.g. pausing a sequence over REST v2)."""
-
-
-# --- XML-RPC faults -------------------------------------------------------------------------------
+    """The chosen API has no call for this (e.g. pausing a sequence over REST v2): a routes file to change."""
 
 
 class KeapFault(KeapError):
@@ -141,103 +132,15 @@ class KeapFault(KeapError):
 
 
 class KeapAuthError(KeapError):
-    """The credentials were refused (HTTP 401, or an InvalidKey fault)."""
+    """The credentials were refused (HTTP 401/403, or an InvalidKey fault)."""
 
 
 class KeapInvalidKey(KeapFault, KeapAuthError):
-    """[InvalidKey]: the API key or OAuth access token is not valid."""
-
-
-class KeapInvalidConfig(KeapFault):
-    """[InvalidConfig]: usually a wrong key for the app."""
-
-
-class KeapUnexpectedError(KeapFault):
-    """[UnexpectedError]."""
-
-
-class KeapDatabaseError(KeapFault):
-    """[DatabaseError]: Keap's database failed this time; the same call usually works later."""
-
-    transient = True
-
-
-class KeapRecordNotFound(KeapFault):
-    """[RecordNotFound]: no record with that Id."""
-
-
-class KeapLoadingError(KeapFault):
-    """[Loading]: e.g. a follow-up sequence or action set that does not exist."""
-
-
-class KeapNoTableAccess(KeapFault):
-    """[NoTableAccess]."""
-
-
-class KeapNoFieldAccess(KeapFault):
-    """[NoFieldAccess]."""
-
-
-class KeapNoTableFound(KeapFault):
-    """[NoTableFound]."""
-
-
-class KeapNoFieldFound(KeapFault):
-    """[NoFieldFound]: a field name (often a custom `_Field`) that the app does not have."""
-
-
-class KeapNoFields(KeapFault):
-    """[NoFields]: an update with no fields."""
-
-
-class KeapInvalidParameter(KeapFault):
-    """[InvalidParameter]."""
-
-
-class KeapFailedLogin(KeapFault):
-    """[FailedLoginAttempt] / [FailedLoginAttemptPasswordExpired]."""
-
-
-class KeapNoAccess(KeapFault):
-    """[NoAccess]: the key's user may not do this."""
-
-
-class KeapNoSuchHandler(KeapFault):
-    """`No such handler: ...`: the method name does not exist."""
-
-
-class KeapRequestParseError(KeapFault):
-    """`Failed to parse XML-RPC request: ...`: Keap could not read what was sent (e.g. `<nil/>`)."""
-
-
-class KeapInvokeError(KeapFault):
-    """`Failed to invoke method ...`: Keap rejected an argument (e.g. `contactId must be a valid id`)."""
-
-
-class KeapThrottledFault(KeapFault):
-    """Legacy in-app throttle (`ThrottlingException: Maximum number of threads throttled`)."""
-
-    transient = True
-
-
-class KeapStatementCancelled(KeapFault):
-    """`Statement cancelled`: a long query was cut off; retrying usually works."""
-
-    transient = True
-
-
-class KeapServerException(KeapFault):
-    """`Server encountered exception: ...`: an intermittent server error, possibly after acting."""
-
-    transient = True
-    maybe_delivered = True
-
-
-# --- HTTP statuses ----------------------------------------------------------------------------------
+    """[InvalidKey]: a fault that is also an auth error, so one `except KeapAuthError` serves both APIs."""
 
 
 class KeapHTTPError(KeapError):
-    """A non-200 HTTP status that is not given a more precise class (4xx: permanent)."""
+    """A status Keap (or its proxy) answered instead of a result; `http_status` holds it."""
 
 
 class KeapRateLimited(KeapHTTPError):
@@ -268,40 +171,6 @@ class KeapRateLimited(KeapHTTPError):
         return f"{super().__str__()} (retry after {wait})"
 
 
-class KeapBadRequest(KeapHTTPError):
-    """HTTP 400/422 from the REST API: Keap refused the request as sent (a field, a filter, a missing item)."""
-
-
-class KeapNotFound(KeapHTTPError):
-    """HTTP 404 from the REST API: the contact, tag, sequence or email address does not exist."""
-
-
-class KeapConflict(KeapHTTPError):
-    """HTTP 409 from the REST API: the request clashes with the record's state."""
-
-
-class KeapContactFailed(KeapError):
-    """A many-contacts REST call answered FAILED for this contact; the others may have succeeded."""
-
-    transient = True
-
-
-class KeapServerError(KeapHTTPError):
-    """HTTP 5xx: Keap or its proxy failed; it may have acted on the request first."""
-
-    transient = True
-    maybe_delivered = True
-
-
-class KeapServiceUnavailable(KeapServerError):
-    """HTTP 503: the proxy refused the request (e.g. an XML-RPC brownout); nothing was done."""
-
-    maybe_delivered = False
-
-
-# --- transport and body -----------------------------------------------------------------------------
-
-
 class KeapTransportError(KeapError):
     """The HTTP exchange failed before a full response arrived."""
 
@@ -325,7 +194,7 @@ class KeapConnectionDropped(KeapTransportError):
 
 
 class KeapMalformedResponse(KeapError):
-    """A 200 response whose body is not a readable XML-RPC response; Keap did receive the request."""
+    """A response whose body is not a readable answer; Keap did receive the request."""
 
     transient = True
     maybe_delivered = True
@@ -335,156 +204,125 @@ class KeapUnsafeResponse(KeapError):
     """The response carried a DOCTYPE or entity declaration (XXE / billion laughs); refused unread."""
 
 
-# --- fault string → class: one table, read in three passes ---------------------------------------
+# --- faults ------------------------------------------------------------------------------------------
 
-# Pass 1: the `[Category]` that starts Keap's faultString.
-_CATEGORY: Mapping[str, type[KeapFault]] = {
-    "InvalidKey": KeapInvalidKey,
-    "InvalidConfig": KeapInvalidConfig,
-    "UnexpectedError": KeapUnexpectedError,
-    "DatabaseError": KeapDatabaseError,
-    "RecordNotFound": KeapRecordNotFound,
-    "Loading": KeapLoadingError,
-    "LoadingError": KeapLoadingError,
-    "NoTableAccess": KeapNoTableAccess,
-    "NoFieldAccess": KeapNoFieldAccess,
-    "NoTableFound": KeapNoTableFound,
-    "NoFieldFound": KeapNoFieldFound,
-    "NoFields": KeapNoFields,
-    "InvalidParameter": KeapInvalidParameter,
-    "FailedLoginAttempt": KeapFailedLogin,
-    "FailedLoginAttemptPasswordExpired": KeapFailedLogin,
-    "NoAccess": KeapNoAccess,
-}
+_DATABASE = ErrorKind("KeapDatabaseError", transient=True)  # Keap's database failed this time
+_FAILED_LOGIN = ErrorKind("KeapFailedLogin")
+_INVALID_CONFIG = ErrorKind("KeapInvalidConfig")  # usually a wrong key for the app
+_INVALID_KEY = ErrorKind("KeapInvalidKey")
+_LOADING = ErrorKind("KeapLoadingError")  # e.g. a follow-up sequence or action set that does not exist
+_REQUEST_PARSE = ErrorKind("KeapRequestParseError")  # Keap could not read what was sent (e.g. `<nil/>`)
 
-# Pass 2: faults without a category, matched by a phrase in the string (first match wins, so the more
-# specific phrases come before the generic wrappers they appear inside).
-_PHRASES: tuple[tuple[str, type[KeapFault]], ...] = (
-    ("ThrottlingException", KeapThrottledFault),
-    ("Statement cancelled", KeapStatementCancelled),
-    ("No such handler", KeapNoSuchHandler),
-    ("Failed to parse XML-RPC request", KeapRequestParseError),
-    ("Server encountered exception", KeapServerException),
-    ("Failed to invoke method", KeapInvokeError),
+# One row a fault: the `[Category]` that starts Keap's faultString, or else a phrase inside it; the faultCode
+# the Ruby gem gives it (None: no code of its own); what it means. A fault is matched by its category, then
+# by the first phrase it contains (the specific phrases come before the generic wrappers they appear
+# inside), then by its code.
+_FAULTS: tuple[tuple[str, int | None, ErrorKind], ...] = (
+    ("[InvalidKey]", 2, _INVALID_KEY),
+    ("[InvalidConfig]", 1, _INVALID_CONFIG),
+    ("[UnexpectedError]", 3, ErrorKind("KeapUnexpectedError")),
+    ("[DatabaseError]", 4, _DATABASE),
+    ("[RecordNotFound]", 5, ErrorKind("KeapRecordNotFound")),
+    ("[Loading]", 6, _LOADING),
+    ("[LoadingError]", None, _LOADING),
+    ("[NoTableAccess]", 7, ErrorKind("KeapNoTableAccess")),
+    ("[NoFieldAccess]", 8, ErrorKind("KeapNoFieldAccess")),
+    ("[NoTableFound]", 9, ErrorKind("KeapNoTableFound")),
+    ("[NoFieldFound]", 10, ErrorKind("KeapNoFieldFound")),  # often a custom `_Field` the app lacks
+    ("[NoFields]", 11, ErrorKind("KeapNoFields")),
+    ("[InvalidParameter]", 12, ErrorKind("KeapInvalidParameter")),
+    ("[FailedLoginAttempt]", 13, _FAILED_LOGIN),
+    ("[NoAccess]", 14, ErrorKind("KeapNoAccess")),
+    ("[FailedLoginAttemptPasswordExpired]", 15, _FAILED_LOGIN),
+    # The legacy in-app throttle (`ThrottlingException: Maximum number of threads throttled`).
+    ("ThrottlingException", None, ErrorKind("KeapThrottledFault", transient=True)),
+    ("Statement cancelled", None, ErrorKind("KeapStatementCancelled", transient=True)),  # a long query cut off
+    ("No such handler", None, ErrorKind("KeapNoSuchHandler")),  # the method name does not exist
+    ("Failed to parse XML-RPC request", 0, _REQUEST_PARSE),
+    # An intermittent server error, possibly after acting.
+    ("Server encountered exception", None, ErrorKind("KeapServerException", transient=True, maybe_delivered=True)),
+    ("Failed to invoke method", None, ErrorKind("KeapInvokeError")),  # Keap rejected an argument
 )
-
-# Pass 3: faultCode, as the Ruby gem maps them, for strings that say nothing recognisable.
-_CODES: Mapping[int, type[KeapFault]] = {
-    0: KeapRequestParseError,
-    1: KeapInvalidConfig,
-    2: KeapInvalidKey,
-    3: KeapUnexpectedError,
-    4: KeapDatabaseError,
-    5: KeapRecordNotFound,
-    6: KeapLoadingError,
-    7: KeapNoTableAccess,
-    8: KeapNoFieldAccess,
-    9: KeapNoTableFound,
-    10: KeapNoFieldFound,
-    11: KeapNoFields,
-    12: KeapInvalidParameter,
-    13: KeapFailedLogin,
-    14: KeapNoAccess,
-    15: KeapFailedLogin,
-}
+_BY_CATEGORY: Mapping[str, ErrorKind] = {key[1:-1]: kind for key, _, kind in _FAULTS if key.startswith("[")}
+_BY_PHRASE = tuple((key, kind) for key, _, kind in _FAULTS if not key.startswith("["))
+_BY_CODE: Mapping[int, ErrorKind] = {code: kind for _, code, kind in _FAULTS if code is not None}
 
 # Some clients and proxies prefix the string with the code (`[10] [NoFieldFound]...`); skip that.
 _CATEGORY_RE = re.compile(r"\s*(?:\[\d+\]\s*)?\[([A-Za-z]+)\]")
 
 
-def fault_class(fault_code: object, fault_string: str) -> type[KeapFault]:
-    """The KeapFault subclass for a fault, by category, then phrase, then code."""
-    found = _CATEGORY_RE.match(fault_string)
-    if found and found.group(1) in _CATEGORY:
-        return _CATEGORY[found.group(1)]
-    for phrase, cls in _PHRASES:
-        if phrase in fault_string:
-            return cls
-    if isinstance(fault_code, int):
-        return _CODES.get(fault_code, KeapFault)
-    return KeapFault
+def _fault_kind(code: int | None, text: str) -> ErrorKind | None:
+    found = _CATEGORY_RE.match(text)
+    if found and found.group(1) in _BY_CATEGORY:
+        return _BY_CATEGORY[found.group(1)]
+    for phrase, kind in _BY_PHRASE:
+        if phrase in text:
+            return kind
+    return None if code is None else _BY_CODE.get(code)
 
 
 def error_from_fault(fault_code: object, fault_string: object, *, method: str | None = None) -> KeapFault:
-    """Build the exception for an XML-RPC fault struct's two members."""
+    """The exception for an XML-RPC fault struct's two members."""
     text = fault_string if isinstance(fault_string, str) else str(fault_string)
     code = fault_code if isinstance(fault_code, int) and not isinstance(fault_code, bool) else None
-    return fault_class(code, text)(text, method=method, code=code)
+    kind = _fault_kind(code, text)
+    cls = KeapInvalidKey if kind is _INVALID_KEY else KeapFault
+    return cls(text, method=method, code=code, kind=kind)
 
 
-# --- HTTP status → class --------------------------------------------------------------------------
+# --- HTTP statuses -----------------------------------------------------------------------------------
 
-_STATUS: Mapping[int, type[KeapHTTPError | KeapAuthError]] = {
-    401: KeapAuthError,
-    403: KeapAuthError,
-    429: KeapRateLimited,
-    503: KeapServiceUnavailable,
+NOT_FOUND = ErrorKind("KeapNotFound")  # the contact, tag, sequence or email address does not exist
+_BAD_REQUEST = ErrorKind("KeapBadRequest")  # Keap refused the request as sent (a field, a filter, ...)
+_SERVER_ERROR = ErrorKind("KeapServerError", transient=True, maybe_delivered=True)  # it may have acted first
+
+# The proxy refused the request (e.g. an XML-RPC brownout): nothing was done.
+_UNAVAILABLE = ErrorKind("KeapServiceUnavailable", transient=True)
+# Over XML-RPC Keap refuses a call with a fault in a 200, so a 4xx there comes from a proxy and keeps the
+# generic name; REST v2 says what went wrong through its statuses.
+_REST_STATUSES: Mapping[int, ErrorKind] = {
+    400: _BAD_REQUEST,
+    404: NOT_FOUND,
+    409: ErrorKind("KeapConflict"),  # the request clashes with the record's state
+    422: _BAD_REQUEST,
 }
+
+
+def _summary(body: bytes, rest: bool) -> str:
+    """What a status's body says: REST's JSON error (`{code, message, status, details}`) as `STATUS: message`,
+    else the start of the raw text."""
+    if rest:
+        try:
+            doc = json.loads(body[:65536])
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and (doc.get("message") or doc.get("status")):
+            status, message = str(doc.get("status") or "").strip(), str(doc.get("message") or "").strip()
+            return f" {status}: {message}" if status and message else f" {status or message}"
+    text = body[:_MAX_MESSAGE].decode("utf-8", "replace").strip() or "(empty body)"
+    return f" {text}" if rest else f": {text}"
 
 
 def error_from_http(
     status: int,
     body: bytes,
     *,
+    rest: bool = False,
     method: str | None = None,
-    retry_after: float | None = None,
     rate_info: RateInfo | None = None,
 ) -> KeapError:
-    """Build the exception for a non-200 HTTP response (the body is summarised, never echoed whole)."""
-    summary = body[:_MAX_MESSAGE].decode("utf-8", "replace").strip() or "(empty body)"
-    message = f"HTTP {status}: {summary}"
-    cls = _STATUS.get(status) or (KeapServerError if status >= 500 else KeapHTTPError)
-    if cls is KeapRateLimited:
-        return KeapRateLimited(
-            message,
-            method=method,
-            code=status,
-            http_status=status,
-            retry_after=retry_after,
-            rate_info=rate_info,
-        )
-    return cls(message, method=method, code=status, http_status=status)
+    """The exception for a status answered instead of a result (the body is summarised, never echoed whole).
 
-
-# --- REST v2: HTTP status (and Keap's JSON error body) → class -----------------------------------
-
-_REST_STATUS: Mapping[int, type[KeapError]] = {
-    400: KeapBadRequest,
-    401: KeapAuthError,
-    403: KeapAuthError,
-    404: KeapNotFound,
-    409: KeapConflict,
-    422: KeapBadRequest,
-    429: KeapRateLimited,
-    503: KeapServiceUnavailable,
-}
-
-
-def _rest_summary(body: bytes) -> str:
-    """`STATUS: message` from Keap's JSON error body (`{code, message, status, details}`), else the raw text."""
-    try:
-        doc = json.loads(body[:65536])
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict) and (doc.get("message") or doc.get("status")):
-        status, message = str(doc.get("status") or "").strip(), str(doc.get("message") or "").strip()
-        return f"{status}: {message}" if status and message else status or message
-    return body[:_MAX_MESSAGE].decode("utf-8", "replace").strip() or "(empty body)"
-
-
-def error_from_rest(
-    status: int,
-    body: bytes,
-    *,
-    method: str | None = None,
-    retry_after: float | None = None,
-    rate_info: RateInfo | None = None,
-) -> KeapError:
-    """Build the exception for a non-2xx REST v2 response, reading Keap's JSON error body when there is one."""
-    message = f"HTTP {status} {_rest_summary(body)}"
-    cls = _REST_STATUS.get(status) or (KeapServerError if status >= 500 else KeapHTTPError)
-    if cls is KeapRateLimited:
-        return KeapRateLimited(
-            message, method=method, code=status, http_status=status, retry_after=retry_after, rate_info=rate_info
-        )
-    return cls(message, method=method, code=status, http_status=status)
+    `rest`: the answer came from the REST v2 API. `rate_info` (the answer's quota headers) sets how long a
+    429 asks to wait.
+    """
+    message = f"HTTP {status}{_summary(body, rest)}"
+    if status in (401, 403):
+        return KeapAuthError(message, method=method, code=status, http_status=status)
+    if status == 429:
+        wait = rate_info.retry_after(rate_info.observed_at) if rate_info is not None else None
+        return KeapRateLimited(message, method=method, retry_after=wait, rate_info=rate_info)
+    kind = _REST_STATUSES.get(status) if rest else None
+    if status >= 500:
+        kind = _UNAVAILABLE if status == 503 else _SERVER_ERROR
+    return KeapHTTPError(message, method=method, code=status, http_status=status, kind=kind)

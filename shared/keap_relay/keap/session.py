@@ -1,16 +1,19 @@
-"""What both Keap clients (XML-RPC and REST v2) share: credentials, pacing and the retry policy."""
+"""What both Keap clients (XML-RPC and REST v2) share: their options, credentials, pacing and the retry policy."""
 
 from __future__ import annotations
 
 import logging
 import os
+import random
+import time
 from collections.abc import Callable
-from typing import Any, Self
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit, urlunsplit
 
-from keap_relay.keap.errors import KeapError, KeapRateLimited, KeapRequestError
+from keap_relay.keap.errors import KeapError, KeapRateLimited, KeapRequestError, error_from_http
 from keap_relay.keap.throttle import RateInfo, RateLimiter, TokenBucket
-from keap_relay.keap.transport import HTTPTransport, user_agent
+from keap_relay.keap.transport import HTTPTransport, Response, user_agent
 
 _log = logging.getLogger("keap_relay.keap")
 
@@ -63,35 +66,56 @@ class _Redacted:
         return err
 
 
+@dataclass(frozen=True)
+class ClientOptions:
+    """How a Keap client connects, retries and paces its calls; one value serves both clients.
+
+    Credentials are not options: they are given to the client, so that options can be shown and shared.
+    Transient failures are retried up to `max_attempts` with exponential backoff (`backoff_base` doubling up
+    to `backoff_cap`) and full jitter; a 429 is waited out when Keap asks for at most `max_retry_wait`
+    seconds. Calls are paced by `rate_limiter`, else by a token bucket of `max_calls_per_second` (default:
+    KEAP_MAX_CALLS_PER_SECOND, else none). `sleep`, `rand` and `monotonic` are the clock for tests.
+    """
+
+    connect_timeout: float = 3.05
+    read_timeout: float = 20.0
+    pool_size: int = 8
+    max_attempts: int = 4
+    backoff_base: float = 0.25
+    backoff_cap: float = 8.0
+    max_retry_wait: float = 2.0
+    max_calls_per_second: float | None = None
+    rate_limiter: RateLimiter | None = None
+    page_size: int = 200  # contacts per page of a REST v2 list call (1-1000)
+    sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = random.random
+    monotonic: Callable[[], float] = time.monotonic
+
+
 class RetryingClient:
-    """Auth headers, the rate limiter and the retry loop; a client supplies one exchange per attempt.
+    """What both Keap clients share: the constructor, auth headers, the rate limiter, one exchange and the
+    retry loop.
 
     Transient failures are retried with exponential backoff and full jitter, but a call that may already
     have reached Keap is repeated only when the caller says it is safe. A 429 is waited out when Keap says
-    it is short (≤ max_retry_wait), otherwise raised at once for the caller to defer.
+    it is short (≤ max_retry_wait), otherwise raised at once for the caller to defer. One instance is safe
+    to share between threads.
     """
 
-    def _setup(
+    content_type: ClassVar[str]
+    rest: ClassVar[bool]  # which API answers: REST v2 speaks through statuses and JSON error bodies
+
+    def __init__(
         self,
+        url: str | None = None,
+        api_key: str | None = None,
         *,
-        api_key: str | None,
-        access_token: str | None,
-        max_attempts: int,
-        backoff_base: float,
-        backoff_cap: float,
-        max_calls_per_second: float | None,
-        max_retry_wait: float,
-        rate_limiter: RateLimiter | None,
-        sleep: Callable[[float], None],
-        rand: Callable[[], float],
-        monotonic: Callable[[], float],
-        url: str,
-        content_type: str,
-        connect_timeout: float,
-        read_timeout: float,
-        pool_size: int,
+        access_token: str | None = None,
+        options: ClientOptions = ClientOptions(),
     ) -> None:
-        """Set the shared state and the pooled transport that sends `content_type` with the auth header."""
+        """`url` defaults from the environment (see each client); a PAT/SAK `api_key` (default KEAP_API_KEY)
+        goes in `X-Keap-API-Key`, an OAuth `access_token` in `Authorization: Bearer`."""
+        self.url = self._locate(url)
         if access_token is not None:
             if api_key is not None:
                 raise KeapRequestError("pass api_key or access_token, not both")
@@ -103,34 +127,40 @@ class RetryingClient:
                 raise KeapRequestError("no Keap credentials: pass api_key or access_token, or set KEAP_API_KEY")
             auth_header = {"X-Keap-API-Key": _header_safe(key, "api_key")}
             self.auth, secret = "api-key", key.strip()
-        if max_attempts < 1:
+        if options.max_attempts < 1:
             raise KeapRequestError("max_attempts must be at least 1")
         self._secret = _Redacted(secret)
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.max_retry_wait = max_retry_wait
-        self._sleep = sleep
-        self._rand = rand
-        self._monotonic = monotonic
-        if rate_limiter is None:
-            rate = max_calls_per_second if max_calls_per_second is not None else _rate_from_env()
+        self.options = options
+        self.rate_limiter = options.rate_limiter
+        if self.rate_limiter is None:
+            rate = options.max_calls_per_second if options.max_calls_per_second is not None else _rate_from_env()
             if rate is not None and rate > 0:
-                rate_limiter = TokenBucket(rate, sleep=sleep)
-        self.rate_limiter = rate_limiter
+                self.rate_limiter = TokenBucket(rate, sleep=options.sleep)
         self.last_rate_info: RateInfo | None = None
         self._transport = HTTPTransport(
-            url,
+            self.url,
             headers={
-                "Content-Type": content_type,
-                "Accept": content_type.split(";")[0],
+                "Content-Type": self.content_type,
+                "Accept": self.content_type.split(";")[0],
                 "User-Agent": user_agent(),
                 **auth_header,
             },
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            pool_size=pool_size,
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            pool_size=options.pool_size,
         )
+        self._start()
+
+    def _start(self) -> None:
+        """Set up what one client keeps beyond the shared state (a cache, its lock)."""
+
+    @classmethod
+    def _locate(cls, url: str | None) -> str:
+        """The URL to talk to, `url` or the environment's."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={_mask_url(self.url)!r}, auth={self.auth!r})"
 
     def close(self) -> None:
         """Close pooled connections (the client stays usable; new calls reconnect)."""
@@ -142,6 +172,17 @@ class RetryingClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _send(self, verb: str, body: bytes | None, operation: str, path: str | None = None) -> Response:
+        """One exchange: the answer, or the KeapError its status means (its quota headers are kept)."""
+        response = self._transport.request(verb, body, path=path, method=operation)
+        info = RateInfo.from_headers(response.headers)
+        if info is not None:
+            self.last_rate_info = info
+        # XML-RPC answers every call, faults included, with a 200; REST v2 with any 2xx.
+        if not (200 <= response.status < 300 if self.rest else response.status == 200):
+            raise error_from_http(response.status, response.body, rest=self.rest, method=operation, rate_info=info)
+        return response
+
     def _with_retries(self, operation: str, safe: bool, exchange: Callable[[], Any]) -> Any:
         """Run `exchange` until it succeeds or the policy gives up; the key is scrubbed from what is raised."""
         attempt = 0
@@ -149,7 +190,7 @@ class RetryingClient:
             attempt += 1
             if self.rate_limiter is not None:
                 self.rate_limiter.acquire()
-            started = self._monotonic()
+            started = self.options.monotonic()
             try:
                 result = exchange()
             except KeapError as err:
@@ -158,30 +199,31 @@ class RetryingClient:
                     "keap call %s attempt=%d duration_ms=%.1f outcome=%s code=%s %s",
                     operation,
                     attempt,
-                    (self._monotonic() - started) * 1000,
-                    type(err).__name__,
+                    (self.options.monotonic() - started) * 1000,
+                    err.error_class,
                     err.code,
                     "giving up" if delay is None else f"retry_in_s={delay:.3f}",
                 )
                 if delay is None:
                     raise self._secret.scrub(err) from None
-                self._sleep(delay)
+                self.options.sleep(delay)
                 continue
             _log.debug(
                 "keap call %s attempt=%d duration_ms=%.1f outcome=ok",
                 operation,
                 attempt,
-                (self._monotonic() - started) * 1000,
+                (self.options.monotonic() - started) * 1000,
             )
             return result
 
     def _retry_delay(self, err: KeapError, attempt: int, safe: bool) -> float | None:
         """Seconds to wait before the next attempt, or None to raise `err` now."""
-        if not err.transient or attempt >= self.max_attempts:
+        options = self.options
+        if not err.transient or attempt >= options.max_attempts:
             return None
         if err.maybe_delivered and not safe:
             return None
         if isinstance(err, KeapRateLimited) and err.retry_after is not None:
-            return err.retry_after if err.retry_after <= self.max_retry_wait else None
+            return err.retry_after if err.retry_after <= options.max_retry_wait else None
         # Full jitter: a random wait up to the capped exponential step spreads out competing threads.
-        return self._rand() * min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+        return options.rand() * min(options.backoff_cap, options.backoff_base * 2 ** (attempt - 1))

@@ -45,6 +45,11 @@ class HTTPTransport:
     Failures are split by whether the request can have reached the server: connecting or sending
     fails with KeapConnectError (never delivered); a read timeout is KeapTimeout and a connection lost
     after sending is KeapConnectionDropped (both `maybe_delivered`).
+
+    Why not urllib3 or httpx: this runs in the Lambda layer, where every dependency adds to the package
+    and to each cold start, and the pool needed here is small (one host, a few idle sockets, a liveness
+    check). What a library would add, the client needs in its own terms anyway: the split between
+    "never sent" and "maybe delivered" decides whether a call may be repeated.
     """
 
     def __init__(

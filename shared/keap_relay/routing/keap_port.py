@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..keap import ContactService, KeapUnsupportedOperation, RestClient, rest_base_url
-from ..keap.rest import outcome_error
+from ..keap.client import ContactService
+from ..keap.errors import KeapUnsupportedOperation
+from ..keap.rest import RestClient, outcome_error, rest_base_url
+from ..keap.session import ClientOptions
 from ..keap.throttle import RateLimiter
 
 
@@ -101,7 +103,8 @@ class ContactServicePort(_ClientPort):
 
 class RestPort(_ClientPort):
     """KeapPort over the REST v2 client. Pausing a sequence and running an action set have no v2 call: the
-    routes check refuses rules that need them, and these methods raise KeapUnsupportedOperation."""
+    routes check refuses rules that need them, and these methods raise
+    KeapUnsupportedOperation."""
 
     client: RestClient
 
@@ -143,23 +146,22 @@ class RestPort(_ClientPort):
     def remove_tag(self, contact_id: int, tag_id: int) -> Any:
         return self._one("rest.removeTags", contact_id, self.client.remove_tag(tag_id, [contact_id]))
 
-    def start_sequence(self, contact_id: int, sequence_id: int, campaign_id: int | None = None) -> Any:
+    def _sequence(self, op: str, routes_key: str, contact_id: int, sequence_id: int, campaign_id: int | None) -> Any:
+        """Start (`op` start_sequence) or stop a campaign's sequence for a contact: v2 knows it by its campaign."""
+        operation = self.call_names[op]
         if campaign_id is None:
             raise KeapUnsupportedOperation(
-                f"REST v2 needs the campaign of sequence {sequence_id}: use sequences: [{{campaign, sequence}}]",
-                method="rest.addContactsToSequence",
+                f"REST v2 needs the campaign of sequence {sequence_id}: use {routes_key}: [{{campaign, sequence}}]",
+                method=operation,
             )
-        outcomes = self.client.add_to_sequence(campaign_id, sequence_id, [contact_id])
-        return self._one("rest.addContactsToSequence", contact_id, outcomes)
+        move = self.client.add_to_sequence if op == "start_sequence" else self.client.remove_from_sequence
+        return self._one(operation, contact_id, move(campaign_id, sequence_id, [contact_id]))
+
+    def start_sequence(self, contact_id: int, sequence_id: int, campaign_id: int | None = None) -> Any:
+        return self._sequence("start_sequence", "sequences", contact_id, sequence_id, campaign_id)
 
     def stop_sequence(self, contact_id: int, sequence_id: int, campaign_id: int | None = None) -> Any:
-        if campaign_id is None:
-            raise KeapUnsupportedOperation(
-                f"REST v2 needs the campaign of sequence {sequence_id}: use remove_sequences: [{{campaign, sequence}}]",
-                method="rest.removeContactsFromSequence",
-            )
-        outcomes = self.client.remove_from_sequence(campaign_id, sequence_id, [contact_id])
-        return self._one("rest.removeContactsFromSequence", contact_id, outcomes)
+        return self._sequence("stop_sequence", "remove_sequences", contact_id, sequence_id, campaign_id)
 
     def pause_sequence(self, contact_id: int, sequence_id: int) -> Any:
         raise KeapUnsupportedOperation("REST v2 has no call to pause a sequence", method="pause_sequence")
@@ -187,9 +189,9 @@ def build_port(
 
     `rate_limiter` (e.g. a budget shared by every container) paces calls instead of max_calls_per_second.
     """
-    pacing = {"max_calls_per_second": max_calls_per_second, "rate_limiter": rate_limiter}
+    options = ClientOptions(max_calls_per_second=max_calls_per_second, rate_limiter=rate_limiter)
     if api == "rest":
-        return RestPort(RestClient(rest_url or rest_base_url(url), api_key, **pacing))
+        return RestPort(RestClient(rest_url or rest_base_url(url), api_key, options=options))
     if api == "xmlrpc":
-        return ContactServicePort(ContactService(url=url, api_key=api_key, **pacing))
+        return ContactServicePort(ContactService(url, api_key, options=options))
     raise KeapUnsupportedOperation(f"KEAP_API must be xmlrpc or rest, not {api!r}")
