@@ -1,5 +1,6 @@
 """A full run's log output carries no secret and no clear-text email address."""
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -64,7 +65,8 @@ def test_full_run_logs_no_secret_and_no_clear_email(aws_env, sqs, capfd, caplog,
             "messageAttributes": {},
         }
         emu.set_faults(FaultPlan(rate_5xx=1.0, methods={"ContactService.addWithDupCheck"}))
-        p.runner.keap.client.max_attempts = 2
+        client = p.runner.keap.client
+        client.options = dataclasses.replace(client.options, max_attempts=2)
         p.handle({"Records": [record]})  # transient: re-queued
         emu.set_faults(FaultPlan())
         p.handle({"Records": [record]})  # permanent: [Loading] for sequence 99 → DLQ

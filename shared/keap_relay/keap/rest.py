@@ -13,7 +13,6 @@ from keap_relay.keap.defaults import DUP_CHECK_TYPES
 from keap_relay.keap.errors import NOT_FOUND, ErrorKind, KeapError, KeapMalformedResponse, KeapRequestError
 from keap_relay.keap.session import RetryingClient
 from keap_relay.keap.v2_contact import ITEM_KEYS, merge_items, to_v2_contact
-from keap_relay.keap.v2_contact import maps_to_v2 as maps_to_v2  # routing/routes.py's import, until it moves
 
 __all__ = ["DEFAULT_REST_URL", "REST_SAFE_TO_REPEAT", "RestClient", "outcome_error", "rest_base_url"]
 

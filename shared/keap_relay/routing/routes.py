@@ -186,7 +186,7 @@ def check_routes(routes: Routes, api: str) -> None:
             where = f"rule {rule.label}"
             problems += [f"{where}: field {key}: {limits[key]}" for key in rule.ids if key in limits]
             if api == "rest":
-                from ..keap.rest import maps_to_v2
+                from ..keap.v2_contact import maps_to_v2
 
                 problems += [
                     f"{where}: field fields.{name}: the Contact field has no REST v2 counterpart"

@@ -114,7 +114,8 @@ def _is_uncertain(result: Any) -> bool:
 
 
 def _describe_error(exc: BaseException) -> tuple[str, str, bool]:
-    return type(exc).__name__, str(exc), bool(getattr(exc, "transient", False))
+    """(ErrorClass, message, transient). Keap errors that share a class carry their dead-letter name."""
+    return getattr(exc, "error_class", None) or type(exc).__name__, str(exc), bool(getattr(exc, "transient", False))
 
 
 class SequenceRunner:
