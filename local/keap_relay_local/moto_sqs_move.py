@@ -19,6 +19,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
+MOTO_VERSION = "5.2.5"  # the moto this patch is for; a test fails when moto changes, to check it is still needed
 ACTIVE = ("RUNNING", "CANCELLING")
 MAX_RATE = 500  # AWS's ceiling for MaxNumberOfMessagesPerSecond
 DEFAULT_RATE = 500  # AWS picks a rate from the backlog when none is given; locally: as fast as allowed
