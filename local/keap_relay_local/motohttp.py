@@ -53,6 +53,8 @@ class MotoHTTPServer:
         self._app = app
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._stop_lock = threading.Lock()
 
     def start(self) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -68,8 +70,18 @@ class MotoHTTPServer:
         if self._verbose:
             host, port = self.get_host_and_port()
             print(f"moto (keep-alive) on http://{host}:{port}", flush=True)
-        self._thread = threading.Thread(target=self._server.run, name="motohttp", daemon=True)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, args=(self._server,), name="motohttp", daemon=True)
         self._thread.start()
+
+    def _serve(self, server: Any) -> None:
+        """waitress's loop (`server.run()`), one poll at a time until stop() says to end."""
+        from waitress import wasyncore
+
+        while not self._stopping:
+            wasyncore.loop(timeout=1.0, map=server._map, use_poll=True, count=1)
+        with self._stop_lock:  # stop() has pulled the trigger for the last time: its pipe may close now
+            wasyncore.close_all(server._map)
 
     def get_host_and_port(self) -> tuple[str, int]:
         if self._server is None:
@@ -83,12 +95,14 @@ class MotoHTTPServer:
         server, self._server = self._server, None
         if server is None:
             return
-        # waitress's loop runs until its socket map is empty; its sockets are closed from the loop's own thread.
+        # Sockets are closed in the loop's own thread; the trigger's thunk runs there.
         server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
         server.task_dispatcher.shutdown(timeout=STOP_GRACE)
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        with self._stop_lock:
+            self._stopping = True
+            server.pull_trigger()  # wakes the loop, which then closes everything
         if self._thread is not None:
-            self._thread.join(STOP_GRACE)
+            self._thread.join()
             self._thread = None
 
 

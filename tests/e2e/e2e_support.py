@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import json
 import textwrap
@@ -14,13 +12,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from keap_relay.events.sources import generic
+from keap_relay_local.defaults import LOCAL_WEBHOOK_SECRET
+
 REPO = Path(__file__).resolve().parents[2]
-LOCAL_SECRET = "local-dev-secret"
 
 
-def relay_signature(body: bytes, secret: str = LOCAL_SECRET) -> str:
-    """The generic source's `x-relay-signature` value, computed the way a sender would."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signed_headers(body: bytes, secret: str = LOCAL_WEBHOOK_SECRET) -> dict[str, str]:
+    """The generic source's headers for `body` (`x-relay-signature`, JSON), made by its adapter's sign()."""
+    return generic.sign(body, secret)
 
 
 def http_request(
@@ -38,12 +38,10 @@ def http_request(
         conn.close()
 
 
-def post_webhook(url: str, event: dict[str, Any], secret: str = LOCAL_SECRET) -> tuple[int, dict[str, Any]]:
+def post_webhook(url: str, event: dict[str, Any], secret: str = LOCAL_WEBHOOK_SECRET) -> tuple[int, dict[str, Any]]:
     """POST a canonical event as the generic source does: compact JSON, signed over the exact bytes."""
     body = json.dumps(event, separators=(",", ":")).encode()
-    status, _, raw = http_request(
-        url, body=body, headers={"content-type": "application/json", "x-relay-signature": relay_signature(body, secret)}
-    )
+    status, _, raw = http_request(url, body=body, headers=signed_headers(body, secret))
     return status, json.loads(raw or b"null")
 
 

@@ -13,7 +13,7 @@ from e2e_support import (
     http_request,
     post_webhook,
     purchase_event,
-    relay_signature,
+    signed_headers,
     unique_email,
     unsubscribe_event,
     wait_for,
@@ -147,7 +147,7 @@ def test_a_body_altered_after_signing_is_refused(stack: LocalStack) -> None:
     status, _, _ = http_request(
         stack.webhook_url("forms"),
         body=altered,
-        headers={"content-type": "application/json", "x-relay-signature": relay_signature(signed)},
+        headers=signed_headers(signed),
     )
     assert status == 401
     assert stack.queue_counts("forms") == {"Visible": 0, "NotVisible": 0, "Delayed": 0}
