@@ -822,22 +822,21 @@ class ContactServiceModel:
 
     def apply_tag_many(self, tag_id: int, contact_ids: list[int], via: str) -> dict[int, str]:
         """Apply a tag to each listed contact; contact id -> SUCCESS | CONTACT_DOES_NOT_EXIST."""
-        with self._tx():
-            self._require_tag(tag_id, via)
-            known = self._known_contacts(contact_ids)
-            for cid in contact_ids:
-                if cid in known:
-                    self._apply_tag(cid, tag_id, via)
-            return {cid: SUCCESS if cid in known else CONTACT_DOES_NOT_EXIST for cid in contact_ids}
+        return self._tag_many(self._apply_tag, tag_id, contact_ids, via)
 
     def remove_tag_many(self, tag_id: int, contact_ids: list[int], via: str) -> dict[int, str]:
         """Remove a tag from each listed contact; contact id -> SUCCESS | CONTACT_DOES_NOT_EXIST."""
+        return self._tag_many(self._remove_tag, tag_id, contact_ids, via)
+
+    def _tag_many(
+        self, change: Callable[[int, int, str], None], tag_id: int, contact_ids: list[int], via: str
+    ) -> dict[int, str]:
         with self._tx():
             self._require_tag(tag_id, via)
             known = self._known_contacts(contact_ids)
             for cid in contact_ids:
                 if cid in known:
-                    self._remove_tag(cid, tag_id, via)
+                    change(cid, tag_id, via)
             return {cid: SUCCESS if cid in known else CONTACT_DOES_NOT_EXIST for cid in contact_ids}
 
     def _campaign_sequence(self, campaign_id: int, sequence_id: int) -> Sequence:

@@ -1,4 +1,10 @@
-"""The emulator's HTTP surface on 127.0.0.1: XML-RPC and REST v2 behind auth -> quota -> fault injection."""
+"""The emulator's HTTP surface on 127.0.0.1: XML-RPC and REST v2 behind auth -> quota -> fault injection.
+
+The HTTP server is the standard library's, by hand, because the faults it plays are below WSGI: a dropped
+call closes the connection without a byte of answer (after applying the call, or not), and a delay holds
+the answer back on the open connection. A WSGI server (waitress) always answers something, and answers
+oversized or malformed requests with its own pages rather than Keap's.
+"""
 
 from __future__ import annotations
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import textwrap
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from keap_relay.events.sources import generic
 from keap_relay_local.defaults import LOCAL_WEBHOOK_SECRET
+from keap_relay_local.stack import LocalStack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,6 +23,15 @@ REPO = Path(__file__).resolve().parents[2]
 def signed_headers(body: bytes, secret: str = LOCAL_WEBHOOK_SECRET) -> dict[str, str]:
     """The generic source's headers for `body` (`x-relay-signature`, JSON), made by its adapter's sign()."""
     return generic.sign(body, secret)
+
+
+@contextlib.contextmanager
+def stack_with_routes(folder: Path, routes: str, **options: Any) -> Iterator[LocalStack]:
+    """The local stack with `routes` as its routes file (written into `folder`); a failed record returns after 1 s."""
+    path = folder / "routes.yaml"
+    path.write_text(routes)
+    with LocalStack(routes_file=path, visibility_timeout=1, **options) as running:
+        yield running
 
 
 def http_request(

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from e2e_support import contact_of, form_event, post_webhook, unique_email
+from e2e_support import contact_of, form_event, post_webhook, stack_with_routes, unique_email
 
 from keap_relay_local.stack import LocalStack
 
@@ -27,9 +27,7 @@ unsubscribes: []
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    routes = tmp_path_factory.mktemp("routes") / "routes.yaml"
-    routes.write_text(ROUTES)
-    with LocalStack(routes_file=routes, visibility_timeout=1) as running:
+    with stack_with_routes(tmp_path_factory.mktemp("routes"), ROUTES) as running:
         yield running
 
 

@@ -14,6 +14,7 @@ from e2e_support import (
     post_webhook,
     purchase_event,
     signed_headers,
+    stack_with_routes,
     unique_email,
     unsubscribe_event,
     wait_for,
@@ -49,9 +50,7 @@ unsubscribes:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    routes = tmp_path_factory.mktemp("routes") / "routes.yaml"
-    routes.write_text(ROUTES)
-    with LocalStack(routes_file=routes, visibility_timeout=1) as running:
+    with stack_with_routes(tmp_path_factory.mktemp("routes"), ROUTES) as running:
         yield running
 
 
