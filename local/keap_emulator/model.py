@@ -461,21 +461,12 @@ class ContactServiceModel:
     def _tag_names(self, tags: tuple[int, ...]) -> str:
         return ", ".join(self.world.tags[t].name for t in tags)
 
-    def _act_apply_tags(self, contact_id: int, action: Action, via: str) -> dict[str, Any]:
+    def _act_tags(self, contact_id: int, action: Action, via: str) -> dict[str, Any]:
+        applying = action.type == "apply_tags"
         for tag in action.tags:
-            self._apply_tag(contact_id, tag, via)
-        return {
-            "Action": "Apply/Remove Tag",
-            "Message": f"tags applied to Contact: {self._tag_names(action.tags)}",
-        }
-
-    def _act_remove_tags(self, contact_id: int, action: Action, via: str) -> dict[str, Any]:
-        for tag in action.tags:
-            self._remove_tag(contact_id, tag, via)
-        return {
-            "Action": "Apply/Remove Tag",
-            "Message": f"tags removed from Contact: {self._tag_names(action.tags)}",
-        }
+            (self._apply_tag if applying else self._remove_tag)(contact_id, tag, via)
+        done = "applied to" if applying else "removed from"
+        return {"Action": "Apply/Remove Tag", "Message": f"tags {done} Contact: {self._tag_names(action.tags)}"}
 
     def _act_start_sequence(self, contact_id: int, action: Action, via: str) -> dict[str, Any]:
         sequence = self.world.sequences[action.sequence or 0]
@@ -488,8 +479,8 @@ class ContactServiceModel:
         return {"Action": "Start/Stop Follow-up Sequence", "Message": f"sequence stopped: {sequence.name}"}
 
     _ACTIONS: dict[str, Callable[[ContactServiceModel, int, Action, str], dict[str, Any]]] = {
-        "apply_tags": _act_apply_tags,
-        "remove_tags": _act_remove_tags,
+        "apply_tags": _act_tags,
+        "remove_tags": _act_tags,
         "start_sequence": _act_start_sequence,
         "stop_sequence": _act_stop_sequence,
     }

@@ -19,6 +19,19 @@ from keap_relay_local.stack import LocalStack
 
 REPO = Path(__file__).resolve().parents[2]
 
+# Routes whose forms fail for good: sequence 99 is not in the emulator's world, so addToCampaign answers a
+# [Loading] fault, and every form event ends in the forms DLQ.
+DEAD_END_ROUTES = """\
+version: 1
+dup_check: Email
+forms:
+  - match: {}
+    tags: [100]
+    campaigns: [99]
+purchases: []
+unsubscribes: []
+"""
+
 
 def signed_headers(body: bytes, secret: str = LOCAL_WEBHOOK_SECRET) -> dict[str, str]:
     """The generic source's headers for `body` (`x-relay-signature`, JSON), made by its adapter's sign()."""

@@ -81,14 +81,16 @@ def test_it_binds_loopback_only():
         server.stop()
 
 
-def test_stop_closes_kept_alive_connections_and_the_port(peers):
-    server, _ = peers
+def test_stop_closes_kept_alive_connections_the_port_and_its_threads():
+    before = set(threading.enumerate())
+    server = MotoHTTPServer(port=0)
+    server.start()
     address = server.get_host_and_port()
     sock = socket.create_connection(address, timeout=10)  # a guard, not a measurement
     sock.sendall(b"GET /moto-api/data.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     stream = sock.makefile("rb")
     assert stream.readline().startswith(b"HTTP/1.1 200")
-    assert "motohttp" in {t.name for t in threading.enumerate()}
+    assert set(threading.enumerate()) > before
 
     server.stop()
 
@@ -97,7 +99,7 @@ def test_stop_closes_kept_alive_connections_and_the_port(peers):
     sock.close()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(address, timeout=5)
-    assert "motohttp" not in {t.name for t in threading.enumerate()}
+    assert set(threading.enumerate()) <= before  # the loop's thread and waitress's workers have ended
 
 
 # ----------------------------------------------------------------------------------------- moto_sqs_move
