@@ -461,21 +461,12 @@ class ContactServiceModel:
     def _tag_names(self, tags: tuple[int, ...]) -> str:
         return ", ".join(self.world.tags[t].name for t in tags)
 
-    def _act_apply_tags(self, contact_id: int, action: Action, via: str) -> dict[str, Any]:
+    def _act_tags(self, contact_id: int, action: Action, via: str) -> dict[str, Any]:
+        applying = action.type == "apply_tags"
         for tag in action.tags:
-            self._apply_tag(contact_id, tag, via)
-        return {
-            "Action": "Apply/Remove Tag",
-            "Message": f"tags applied to Contact: {self._tag_names(action.tags)}",
-        }
-
-    def _act_remove_tags(self, contact_id: int, action: Action, via: str) -> dict[str, Any]:
-        for tag in action.tags:
-            self._remove_tag(contact_id, tag, via)
-        return {
-            "Action": "Apply/Remove Tag",
-            "Message": f"tags removed from Contact: {self._tag_names(action.tags)}",
-        }
+            (self._apply_tag if applying else self._remove_tag)(contact_id, tag, via)
+        done = "applied to" if applying else "removed from"
+        return {"Action": "Apply/Remove Tag", "Message": f"tags {done} Contact: {self._tag_names(action.tags)}"}
 
     def _act_start_sequence(self, contact_id: int, action: Action, via: str) -> dict[str, Any]:
         sequence = self.world.sequences[action.sequence or 0]
@@ -488,8 +479,8 @@ class ContactServiceModel:
         return {"Action": "Start/Stop Follow-up Sequence", "Message": f"sequence stopped: {sequence.name}"}
 
     _ACTIONS: dict[str, Callable[[ContactServiceModel, int, Action, str], dict[str, Any]]] = {
-        "apply_tags": _act_apply_tags,
-        "remove_tags": _act_remove_tags,
+        "apply_tags": _act_tags,
+        "remove_tags": _act_tags,
         "start_sequence": _act_start_sequence,
         "stop_sequence": _act_stop_sequence,
     }
@@ -822,22 +813,21 @@ class ContactServiceModel:
 
     def apply_tag_many(self, tag_id: int, contact_ids: list[int], via: str) -> dict[int, str]:
         """Apply a tag to each listed contact; contact id -> SUCCESS | CONTACT_DOES_NOT_EXIST."""
-        with self._tx():
-            self._require_tag(tag_id, via)
-            known = self._known_contacts(contact_ids)
-            for cid in contact_ids:
-                if cid in known:
-                    self._apply_tag(cid, tag_id, via)
-            return {cid: SUCCESS if cid in known else CONTACT_DOES_NOT_EXIST for cid in contact_ids}
+        return self._tag_many(self._apply_tag, tag_id, contact_ids, via)
 
     def remove_tag_many(self, tag_id: int, contact_ids: list[int], via: str) -> dict[int, str]:
         """Remove a tag from each listed contact; contact id -> SUCCESS | CONTACT_DOES_NOT_EXIST."""
+        return self._tag_many(self._remove_tag, tag_id, contact_ids, via)
+
+    def _tag_many(
+        self, change: Callable[[int, int, str], None], tag_id: int, contact_ids: list[int], via: str
+    ) -> dict[int, str]:
         with self._tx():
             self._require_tag(tag_id, via)
             known = self._known_contacts(contact_ids)
             for cid in contact_ids:
                 if cid in known:
-                    self._remove_tag(cid, tag_id, via)
+                    change(cid, tag_id, via)
             return {cid: SUCCESS if cid in known else CONTACT_DOES_NOT_EXIST for cid in contact_ids}
 
     def _campaign_sequence(self, campaign_id: int, sequence_id: int) -> Sequence:

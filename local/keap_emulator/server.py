@@ -1,4 +1,10 @@
-"""The emulator's HTTP surface on 127.0.0.1: XML-RPC and REST v2 behind auth -> quota -> fault injection."""
+"""The emulator's HTTP surface on 127.0.0.1: XML-RPC and REST v2 behind auth -> quota -> fault injection.
+
+The HTTP server is the standard library's, by hand, because the faults it plays are below WSGI: a dropped
+call closes the connection without a byte of answer (after applying the call, or not), and a delay holds
+the answer back on the open connection. A WSGI server (waitress) always answers something, and answers
+oversized or malformed requests with its own pages rather than Keap's.
+"""
 
 from __future__ import annotations
 
@@ -247,64 +253,34 @@ class EmulatorServer:
     def handle_rpc(self, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one XML-RPC POST: auth, then quota, then fault injection, then the model."""
         call = parse_request(body)
-        entry: dict[str, Any] = {
-            "at": self._clock(),
-            "method": call.method,
-            "path": path,
-            "http_status": None,
-            "fault_code": None,
-            "applied": False,
-            "injected": None,
-            "surface": "xmlrpc",
-        }
-        reply = self._layers(call, headers, entry)
-        entry["http_status"] = None if reply.drop else reply.status
-        with self._calls_lock:
-            self._calls.append(entry)
-        _log.info(
-            "%s -> %s%s%s",
-            call.method,
-            entry["http_status"] or "dropped",
-            f" fault {entry['fault_code']}" if entry["fault_code"] is not None else "",
-            f" [injected {entry['injected']}]" if entry["injected"] else "",
-        )
-        return reply
 
-    def _layers(self, call: Any, headers: Mapping[str, str], entry: dict[str, Any]) -> Reply:
-        if not self._authorised(headers):
-            return Reply(401, UNAUTHORIZED_BODY, JSON_TYPE)
+        def dispatch() -> tuple[int, bytes, bool, int | None]:
+            result = self._responses.dispatch(call)
+            return 200, result.body, result.applied, result.fault_code
 
-        verdict = self._quota.take()
-        quota_headers = verdict.headers
-        if not verdict.allowed:
-            # Keap does not document Retry-After; clients must not depend on it.
-            return Reply(429, THROTTLED_BODY, JSON_TYPE, {**quota_headers, "Retry-After": str(verdict.retry_after)})
-
-        injection = self._faults.decide(call.method)
-        entry["injected"] = injection.kind
-        delay = injection.latency_s
-        canned = _INSTEAD_OF_KEAP.get(injection.kind or "")
-        if canned is not None:
-            reply = canned(injection, quota_headers)
-            reply.delay_s = delay
-            entry["fault_code"] = injection.fault[0] if injection.fault else None
-            return reply
-        if injection.kind == "drop" and not injection.after_apply:
-            return Reply(0, drop=True, delay_s=delay)
-
-        result = self._responses.dispatch(call)
-        entry["applied"] = result.applied
-        entry["fault_code"] = result.fault_code
-        if injection.kind == "drop":
-            return Reply(0, drop=True, delay_s=delay)
-        body = result.body
-        if injection.kind == "malformed":
-            body = body[: len(body) // 2]
-        return Reply(200, body, XML_CONTENT_TYPE, quota_headers, delay)
+        return self._answer("xmlrpc", call.method, path, headers, dispatch, _INSTEAD_OF_KEAP, XML_CONTENT_TYPE)
 
     def handle_rest(self, verb: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one REST v2 request: auth, then quota, then fault injection (surface "rest"), then the model."""
         operation = self._rest.operation(verb, path) or f"{verb} {path}"
+
+        def dispatch() -> tuple[int, bytes, bool, int | None]:
+            result = self._rest.dispatch(verb, path, query, body)
+            return result.status, result.body, result.applied, None
+
+        return self._answer("rest", operation, path, headers, dispatch, _INSTEAD_OF_REST, JSON_TYPE)
+
+    def _answer(
+        self,
+        surface: str,
+        operation: str | None,
+        path: str,
+        headers: Mapping[str, str],
+        dispatch: Callable[[], tuple[int, bytes, bool, int | None]],
+        instead: Mapping[str, Callable[[Injection, dict[str, str]], Reply]],
+        content_type: str,
+    ) -> Reply:
+        """One call through the layers, written to the call log."""
         entry: dict[str, Any] = {
             "at": self._clock(),
             "method": operation,
@@ -313,50 +289,55 @@ class EmulatorServer:
             "fault_code": None,
             "applied": False,
             "injected": None,
-            "surface": "rest",
+            "surface": surface,
         }
-        reply = self._rest_layers(verb, path, query, operation, headers, body, entry)
+        reply = self._layers(surface, operation, headers, dispatch, instead, content_type, entry)
         entry["http_status"] = None if reply.drop else reply.status
         with self._calls_lock:
             self._calls.append(entry)
         _log.info(
-            "%s -> %s%s",
+            "%s -> %s%s%s",
             operation,
             entry["http_status"] or "dropped",
+            f" fault {entry['fault_code']}" if entry["fault_code"] is not None else "",
             f" [injected {entry['injected']}]" if entry["injected"] else "",
         )
         return reply
 
-    def _rest_layers(
+    def _layers(
         self,
-        verb: str,
-        path: str,
-        query: str,
-        operation: str,
+        surface: str,
+        operation: str | None,
         headers: Mapping[str, str],
-        body: bytes,
+        dispatch: Callable[[], tuple[int, bytes, bool, int | None]],
+        instead: Mapping[str, Callable[[Injection, dict[str, str]], Reply]],
+        content_type: str,
         entry: dict[str, Any],
     ) -> Reply:
         if not self._authorised(headers):
             return Reply(401, UNAUTHORIZED_BODY, JSON_TYPE)
         verdict = self._quota.take()
         if not verdict.allowed:
+            # Keap does not document Retry-After; clients must not depend on it.
             return Reply(429, THROTTLED_BODY, JSON_TYPE, {**verdict.headers, "Retry-After": str(verdict.retry_after)})
-        injection = self._faults.decide(operation, "rest")
+        injection = self._faults.decide(operation, surface)
         entry["injected"] = injection.kind
-        canned = _INSTEAD_OF_REST.get(injection.kind or "")
+        delay = injection.latency_s
+        canned = instead.get(injection.kind or "")
         if canned is not None:
             reply = canned(injection, verdict.headers)
-            reply.delay_s = injection.latency_s
+            reply.delay_s = delay
+            if surface == "xmlrpc":  # an injected XML-RPC fault is logged with its code, as a real one is
+                entry["fault_code"] = injection.fault[0] if injection.fault else None
             return reply
         if injection.kind == "drop" and not injection.after_apply:
-            return Reply(0, drop=True, delay_s=injection.latency_s)
-        result = self._rest.dispatch(verb, path, query, body)
-        entry["applied"] = result.applied
+            return Reply(0, drop=True, delay_s=delay)
+        status, body, entry["applied"], entry["fault_code"] = dispatch()
         if injection.kind == "drop":
-            return Reply(0, drop=True, delay_s=injection.latency_s)
-        answer = result.body[: len(result.body) // 2] if injection.kind == "malformed" else result.body
-        return Reply(result.status, answer, JSON_TYPE, verdict.headers, injection.latency_s)
+            return Reply(0, drop=True, delay_s=delay)
+        if injection.kind == "malformed":
+            body = body[: len(body) // 2]
+        return Reply(status, body, content_type, verdict.headers, delay)
 
     # ---------------------------------------------------------------- inspection and control over HTTP
 

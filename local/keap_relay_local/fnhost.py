@@ -168,7 +168,11 @@ def serve(argv: list[str] | None = None) -> None:
 
 
 class FunctionHost:
-    """Starts, invokes, kills and restarts one function process."""
+    """Starts, invokes, kills and restarts one function process.
+
+    The process serves its one route with the standard library's HTTP server, not a WSGI server: it is the
+    function's cold start, and an import of waitress there would count in every measured start.
+    """
 
     def __init__(
         self,
@@ -186,29 +190,19 @@ class FunctionHost:
         self.function = function
         self.root = root
         self._env = env
-        self._argv = [
-            sys.executable,
-            "-m",
-            "keap_relay_local.fnhost",
-            "--function",
-            function,
-            "--root",
-            str(root),
-            "--code-dir",
-            code_dir or f"functions/{function}",
-            "--handler",
-            handler,
-            "--timeout",
-            str(timeout),
-            "--memory",
-            str(memory),
-            "--region",
-            region,
-            "--lambda-name",
-            f"keap-relay-local-{function}",
-            "--parent-pid",
-            str(os.getpid()),
-        ]
+        options = {
+            "function": function,
+            "root": root,
+            "code-dir": code_dir or f"functions/{function}",
+            "handler": handler,
+            "timeout": timeout,
+            "memory": memory,
+            "region": region,
+            "lambda-name": f"keap-relay-local-{function}",
+            "parent-pid": os.getpid(),
+        }
+        flags = [part for name, value in options.items() for part in (f"--{name}", str(value))]
+        self._argv = [sys.executable, "-m", "keap_relay_local.fnhost", *flags]
         self.timeout = timeout
         self.start_timeout = start_timeout
         self._log = logging.getLogger(f"keap_relay_local.functions.{function}")

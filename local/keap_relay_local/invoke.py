@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from keap_relay.keap.defaults import DEFAULT_URL
+
+from .defaults import DEFAULT_WEBHOOK_SECRETS, EMULATOR_API_KEY, ROOT
 from .resources import MotoServer, provision
 from .runtime import LambdaContext, error_result, load_handler
-from .stack import DEFAULT_WEBHOOK_SECRETS, EMULATOR_API_KEY, REAL_KEAP_URL, ROOT, function_environment
+from .stack import function_environment
 from .template import read_stack
 
 # Variables kept from the caller's environment while the handler runs; everything else (a developer's
@@ -77,7 +80,7 @@ def invoke_function(
             stack.callback(emulator.stop)
             url = emulator.url
         else:
-            url = keap_url or REAL_KEAP_URL
+            url = keap_url or DEFAULT_URL
         moto = MotoServer(0)
         moto.start()
         stack.callback(moto.stop)

@@ -15,10 +15,12 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
+MOTO_VERSION = "5.2.5"  # the moto this patch is for; a test fails when moto changes, to check it is still needed
 ACTIVE = ("RUNNING", "CANCELLING")
 MAX_RATE = 500  # AWS's ceiling for MaxNumberOfMessagesPerSecond
 DEFAULT_RATE = 500  # AWS picks a rate from the backlog when none is given; locally: as fast as allowed
@@ -96,14 +98,10 @@ def _queue_of(arn: str) -> tuple[Any, Any]:
         raise _error("ResourceNotFoundException", "The resource that you specified does not exist.") from None
 
 
-def _source_queues(backend: Any, dlq: Any) -> list[Any]:
-    return [q for q in backend.queues.values() if q.dead_letter_queue is dlq]
-
-
 def start(source_arn: str, destination_arn: str | None, max_per_second: int | None) -> MoveTask:
     """StartMessageMoveTask: validate as AWS does, then move in a background thread."""
     backend, source = _queue_of(source_arn)
-    origins = _source_queues(backend, source)
+    origins = [q for q in backend.queues.values() if q.dead_letter_queue is source]
     if not origins:
         raise _error("InvalidParameterValue", "Source queue must be configured as a Dead Letter Queue.")
     if max_per_second is not None and not 1 <= int(max_per_second) <= MAX_RATE:
@@ -216,34 +214,26 @@ def cancel(handle: str) -> MoveTask:
 # ---------------------------------------------------------------------------------------------------- moto wiring
 
 
-def _start_message_move_task(self: Any) -> Any:
-    from moto.core.responses import ActionResult
+def _action(run: Callable[[Callable[[str], Any]], dict[str, Any]]) -> Callable[[Any], Any]:
+    """An SQSResponse method: `run` reads the request's parameters and returns the answer's fields."""
 
-    task = start(
-        self._get_param("SourceArn"), self._get_param("DestinationArn"), self._get_param("MaxNumberOfMessagesPerSecond")
-    )
-    return ActionResult({"TaskHandle": task.handle})
+    def action(self: Any) -> Any:
+        from moto.core.responses import ActionResult
 
+        return ActionResult(run(self._get_param))
 
-def _list_message_move_tasks(self: Any) -> Any:
-    from moto.core.responses import ActionResult
-
-    tasks = list_tasks(self._get_param("SourceArn"), self._get_param("MaxResults"))
-    return ActionResult({"Results": [t.entry() for t in tasks]})
-
-
-def _cancel_message_move_task(self: Any) -> Any:
-    from moto.core.responses import ActionResult
-
-    task = cancel(self._get_param("TaskHandle"))
-    return ActionResult({"ApproximateNumberOfMessagesMoved": task.moved})
+    return action
 
 
 # SQS action (snake case, as moto dispatches) → its implementation.
 ACTIONS = {
-    "start_message_move_task": _start_message_move_task,
-    "list_message_move_tasks": _list_message_move_tasks,
-    "cancel_message_move_task": _cancel_message_move_task,
+    "start_message_move_task": _action(
+        lambda p: {"TaskHandle": start(p("SourceArn"), p("DestinationArn"), p("MaxNumberOfMessagesPerSecond")).handle}
+    ),
+    "list_message_move_tasks": _action(
+        lambda p: {"Results": [t.entry() for t in list_tasks(p("SourceArn"), p("MaxResults"))]}
+    ),
+    "cancel_message_move_task": _action(lambda p: {"ApproximateNumberOfMessagesMoved": cancel(p("TaskHandle")).moved}),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from .motohttp import MotoHTTPServer
 from .template import StackSpec
 
 log = logging.getLogger("keap_relay_local.aws")
@@ -44,12 +45,11 @@ class MotoServer:
     """moto on 127.0.0.1 with kept-alive connections; one per process at a time (moto's state is global).
 
     moto's own ThreadedMotoServer closes the connection after every answer, so each AWS call of a poller or
-    function would pay a TCP connect that botocore does not pay against AWS; motohttp serves the same app.
+    function would pay a TCP connect that botocore does not pay against AWS; motohttp serves the same app
+    with waitress, which keeps connections alive.
     """
 
     def __init__(self, port: int = 0) -> None:
-        from .motohttp import MotoHTTPServer  # imports moto and Flask: only when a stack starts
-
         self._server = MotoHTTPServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._started = False
 
@@ -67,8 +67,6 @@ class MotoServer:
             _ACTIVE.release()
             raise
         self._started = True
-        # A line per AWS call (motohttp logs them at DEBUG) would drown a verbose stack's log.
-        logging.getLogger("keap_relay_local.motohttp").setLevel(logging.INFO)
         self.reset()  # state left by an earlier stack or a mock_aws test in this process
 
     def reset(self) -> None:

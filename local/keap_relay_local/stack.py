@@ -10,9 +10,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from keap_relay.events.kinds import kind_named
 from keap_relay.keap.defaults import DEFAULT_URL
 
-from .defaults import DEFAULT_WEBHOOK_SECRETS, EMULATOR_API_KEY, ROOT
+from .defaults import DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_WEBHOOK_SECRETS, EMULATOR_API_KEY, ROOT
 from .fnhost import FunctionHost, wait_all_ready
 from .gateway import Gateway
 from .moto_sqs_move import install as install_message_move_tasks
@@ -21,17 +22,6 @@ from .resources import FAKE_CREDENTIALS, Deployed, MotoServer, client, provision
 from .template import StackSpec, read_stack
 
 log = logging.getLogger("keap_relay_local.stack")
-
-REAL_KEAP_URL = DEFAULT_URL
-DEFAULT_VISIBILITY_TIMEOUT = 2
-
-# What callers may call a function by, besides its folder name: the canonical event kinds.
-KIND_ALIASES = {
-    "form_submission": "forms",
-    "form": "forms",
-    "purchase": "purchases",
-    "unsubscribe": "unsubscribes",
-}
 
 # Function variables the local stack sets differently from the template when Keap is the emulator.
 # The template's per-container call budget protects a real key's quota; against the emulator it would
@@ -51,8 +41,11 @@ LAMBDA_RUNTIME_ENV = {
 
 
 def resolve_kind(kind: str) -> str:
-    """`forms`, `form_submission` → `forms`."""
-    return KIND_ALIASES.get(kind, kind)
+    """The function a kind is called by (`forms`, `form_submission`, `form` → `forms`); other names as given."""
+    try:
+        return kind_named(kind).folder
+    except KeyError:  # a function of another template (the tests' stand-in stack)
+        return kind
 
 
 class LocalStack:
@@ -228,7 +221,7 @@ class LocalStack:
     @property
     def keap_url(self) -> str:
         if self.external_keap:
-            return self._keap_url or REAL_KEAP_URL
+            return self._keap_url or DEFAULT_URL
         if self.emulator is None:
             raise RuntimeError("the stack is not started")
         return str(self.emulator.url)

@@ -1,4 +1,9 @@
-"""Reads template.yaml into the few facts the local stack deploys: functions, routes, queues, rules, tables."""
+"""Reads template.yaml into the few facts the local stack deploys: functions, routes, queues, rules, tables.
+
+cfn-lint's decoder reads the template (short-form tags such as `!GetAtt Q.Arn` become `{"Fn::GetAtt":
+["Q", "Arn"]}`); what is left here is the resolution the local stack needs: parameter defaults, pseudo
+parameters, resources' names and ARNs, and the intrinsic functions a resource of the kinds above uses.
+"""
 
 from __future__ import annotations
 
@@ -8,58 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ACCOUNT_ID = "123456789012"
 STACK_NAME = "keap-relay-local"
-
-# CloudFormation short-form tags → the long form the resolver understands.
-_TAG_TO_FN = {
-    "Ref": "Ref",
-    "Condition": "Condition",
-    "GetAtt": "Fn::GetAtt",
-    "Sub": "Fn::Sub",
-    "Join": "Fn::Join",
-    "Select": "Fn::Select",
-    "Split": "Fn::Split",
-    "If": "Fn::If",
-    "Equals": "Fn::Equals",
-    "Not": "Fn::Not",
-    "And": "Fn::And",
-    "Or": "Fn::Or",
-    "FindInMap": "Fn::FindInMap",
-    "GetAZs": "Fn::GetAZs",
-    "ImportValue": "Fn::ImportValue",
-    "Base64": "Fn::Base64",
-    "Cidr": "Fn::Cidr",
-    "Transform": "Fn::Transform",
-}
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns `!Ref x` style tags into `{"Ref": x}` dicts instead of failing."""
-
-
-def _construct_cfn_tag(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = _TAG_TO_FN.get(tag_suffix, f"Fn::{tag_suffix}")
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if name == "Fn::GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_cfn_tag)
+_SUB_TOKEN = re.compile(r"\$\{([^}]+)\}")
 
 
 def load_template(path: Path) -> dict[str, Any]:
-    """Parse a SAM/CloudFormation template, keeping intrinsic functions as plain dicts."""
-    with open(path, encoding="utf-8") as fh:
-        doc = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass, only adds CFN tags
+    """Parse a SAM/CloudFormation template, keeping intrinsic functions as plain (long-form) dicts."""
+    from cfnlint.decode import decode  # a half-second import: only when a template is read
+
+    doc, errors = decode(str(path))
+    if errors:
+        raise ValueError(f"{path}: {errors[0].message}")
     if not isinstance(doc, dict) or not isinstance(doc.get("Resources"), dict):
         raise ValueError(f"{path}: not a CloudFormation template (no Resources mapping)")
     return doc
@@ -83,22 +48,18 @@ class HttpRoute:
             return None
         if self.path == "$default":
             return {}
-        pattern = _route_regex(self.path)
-        found = pattern.fullmatch(path)
-        return None if found is None else {k: v for k, v in found.groupdict().items()}
+        found = _route_regex(self.path).fullmatch(path)
+        return None if found is None else found.groupdict()
 
 
 def _route_regex(path: str) -> re.Pattern[str]:
     parts = []
     for segment in path.strip("/").split("/"):
-        greedy = re.fullmatch(r"\{(\w+)\+\}", segment)
-        plain = re.fullmatch(r"\{(\w+)\}", segment)
-        if greedy:
-            parts.append(f"(?P<{greedy.group(1)}>.+)")
-        elif plain:
-            parts.append(f"(?P<{plain.group(1)}>[^/]+)")
-        else:
+        param = re.fullmatch(r"\{(\w+)(\+?)\}", segment)
+        if param is None:
             parts.append(re.escape(segment))
+        else:  # {name+} is greedy (several segments), {name} one segment
+            parts.append(f"(?P<{param.group(1)}>{'.+' if param.group(2) else '[^/]+'})")
     return re.compile("/" + "/".join(parts))
 
 
@@ -182,68 +143,54 @@ class StackSpec:
         return (named or list(self.tables.values()))[0]
 
 
+# Resource type → (the property that names it, its ARN after "arn:aws:"); without the property, the
+# logical id is the name.
+_NAMES = {
+    "AWS::SQS::Queue": ("QueueName", "sqs:{region}:{account}:{name}"),
+    "AWS::DynamoDB::Table": ("TableName", "dynamodb:{region}:{account}:table/{name}"),
+    "AWS::Events::Rule": ("Name", "events:{region}:{account}:rule/{name}"),
+    "AWS::Serverless::Function": ("FunctionName", "lambda:{region}:{account}:function:{name}"),
+}
+
+
 class _Resolver:
     """Evaluates intrinsic functions against parameter defaults and local physical names."""
 
     def __init__(self, doc: dict[str, Any], region: str) -> None:
-        self.resources: dict[str, Any] = doc.get("Resources") or {}
-        self.parameters = {k: (v or {}).get("Default") for k, v in (doc.get("Parameters") or {}).items()}
-        self.mappings: dict[str, Any] = doc.get("Mappings") or {}
-        self.conditions: dict[str, Any] = doc.get("Conditions") or {}
-        self.pseudo = {
+        self.doc = doc
+        self.resources: dict[str, Any] = doc["Resources"]
+        self.region = region
+        self.values: dict[str, Any] = {
             "AWS::Region": region,
             "AWS::AccountId": ACCOUNT_ID,
             "AWS::StackName": STACK_NAME,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": None,
+            **{k: (v or {}).get("Default") for k, v in (doc.get("Parameters") or {}).items()},
         }
-        self.region = region
-
-    # Physical names: the template's own name property when it has one, else the logical id.
-    _NAME_PROPERTY = {
-        "AWS::SQS::Queue": "QueueName",
-        "AWS::DynamoDB::Table": "TableName",
-        "AWS::Serverless::SimpleTable": "TableName",
-        "AWS::Events::Rule": "Name",
-        "AWS::Serverless::Function": "FunctionName",
-    }
-    _ARN_FORMAT = {
-        "AWS::SQS::Queue": "arn:aws:sqs:{region}:{account}:{name}",
-        "AWS::DynamoDB::Table": "arn:aws:dynamodb:{region}:{account}:table/{name}",
-        "AWS::Serverless::SimpleTable": "arn:aws:dynamodb:{region}:{account}:table/{name}",
-        "AWS::Events::Rule": "arn:aws:events:{region}:{account}:rule/{name}",
-        "AWS::Serverless::Function": "arn:aws:lambda:{region}:{account}:function:{name}",
-    }
 
     def physical_name(self, logical_id: str) -> str:
         resource = self.resources.get(logical_id) or {}
-        prop = self._NAME_PROPERTY.get(resource.get("Type", ""))
-        raw = (resource.get("Properties") or {}).get(prop) if prop else None
-        name = self.resolve(raw) if raw is not None else None
-        return str(name) if name else logical_id
+        prop = _NAMES.get(resource.get("Type", ""), ("",))[0]
+        raw = (resource.get("Properties") or {}).get(prop)
+        return str(self.resolve(raw) or logical_id)
 
-    def arn(self, logical_id: str) -> str:
-        kind = (self.resources.get(logical_id) or {}).get("Type", "")
-        fmt = self._ARN_FORMAT.get(kind, "arn:aws:local:{region}:{account}:{name}")
-        return fmt.format(region=self.region, account=ACCOUNT_ID, name=self.physical_name(logical_id))
+    def _get_att(self, logical_id: str, attr: str = "Arn") -> str:
+        if attr != "Arn":
+            return self.physical_name(logical_id)
+        arn = _NAMES.get(self.resources.get(logical_id, {}).get("Type", ""), ("", "local:{region}:{account}:{name}"))
+        return "arn:aws:" + arn[1].format(region=self.region, account=ACCOUNT_ID, name=self.physical_name(logical_id))
 
     def _ref(self, name: str) -> Any:
-        if name in self.pseudo:
-            return self.pseudo[name]
-        if name in self.parameters:
-            return self.parameters[name]
+        if name in self.values:
+            return self.values[name]
         if name in self.resources:
             return self.physical_name(name)
         raise ValueError(f"template: !Ref to unknown name {name!r}")
 
-    def _get_att(self, logical_id: str, attr: str) -> Any:
-        if attr == "Arn":
-            return self.arn(logical_id)
-        return self.physical_name(logical_id)
-
     def _sub(self, value: Any) -> str:
-        text, variables = (value, {}) if isinstance(value, str) else (value[0], value[1])
+        text, variables = (value, {}) if isinstance(value, str) else value
 
         def replace(found: re.Match[str]) -> str:
             token = found.group(1)
@@ -252,13 +199,27 @@ class _Resolver:
             if token in variables:
                 return str(self.resolve(variables[token]))
             if "." in token and token.split(".", 1)[0] in self.resources:
-                return str(self._get_att(*token.split(".", 1)))
+                return self._get_att(*token.split(".", 1))
             return str(self._ref(token))
 
-        return re.sub(r"\$\{([^}]+)\}", replace, text)
+        return _SUB_TOKEN.sub(replace, text)
 
     def condition(self, name: str) -> bool:
-        return bool(self.resolve(self.conditions[name]))
+        return bool(self.resolve(self.doc["Conditions"][name]))
+
+    _FUNCTIONS = {
+        "Ref": lambda self, v: self._ref(v),
+        "Fn::GetAtt": lambda self, v: self._get_att(*(v.split(".", 1) if isinstance(v, str) else v)),
+        "Fn::Sub": lambda self, v: self._sub(v),
+        "Fn::Join": lambda self, v: str(v[0]).join(str(x) for x in self.resolve(v[1])),
+        "Fn::FindInMap": lambda self, v: self.doc["Mappings"][self.resolve(v[0])][self.resolve(v[1])][
+            self.resolve(v[2])
+        ],
+        "Fn::If": lambda self, v: self.resolve(v[1] if self.condition(v[0]) else v[2]),
+        "Fn::Equals": lambda self, v: self.resolve(v[0]) == self.resolve(v[1]),
+        "Fn::Not": lambda self, v: not self.resolve(v[0]),
+        "Condition": lambda self, v: self.condition(v),
+    }
 
     def resolve(self, node: Any) -> Any:
         if isinstance(node, list):
@@ -267,86 +228,33 @@ class _Resolver:
             return node
         if len(node) == 1:
             ((key, value),) = node.items()
-            handler = self._FUNCTIONS.get(key)
-            if handler is not None:
-                return handler(self, value)
+            if key in self._FUNCTIONS:
+                return self._FUNCTIONS[key](self, value)
         return {k: self.resolve(v) for k, v in node.items()}
 
-    _FUNCTIONS = {
-        "Ref": lambda self, v: self._ref(v),
-        "Fn::GetAtt": lambda self, v: self._get_att(*(v.split(".", 1) if isinstance(v, str) else v)),
-        "Fn::Sub": lambda self, v: self._sub(v),
-        "Fn::Join": lambda self, v: str(v[0]).join(str(x) for x in self.resolve(v[1])),
-        "Fn::Select": lambda self, v: self.resolve(v[1])[int(self.resolve(v[0]))],
-        "Fn::Split": lambda self, v: str(self.resolve(v[1])).split(v[0]),
-        "Fn::FindInMap": lambda self, v: self.mappings[self.resolve(v[0])][self.resolve(v[1])][self.resolve(v[2])],
-        "Fn::If": lambda self, v: self.resolve(v[1] if self.condition(v[0]) else v[2]),
-        "Fn::Equals": lambda self, v: self.resolve(v[0]) == self.resolve(v[1]),
-        "Fn::Not": lambda self, v: not self.resolve(v[0]),
-        "Fn::And": lambda self, v: all(self.resolve(x) for x in v),
-        "Fn::Or": lambda self, v: any(self.resolve(x) for x in v),
-        "Condition": lambda self, v: self.condition(v),
-        "Fn::Base64": lambda self, v: self.resolve(v),
-    }
+    def named(self, node: Any) -> set[str]:
+        """The template's resources a value names: `!Ref Q`, `!GetAtt Q.Arn`, `${Q}` in a `!Sub`."""
+        if isinstance(node, list):
+            return set().union(*(self.named(item) for item in node))
+        if not isinstance(node, dict):
+            return set()
+        found: set[str] = set()
+        for key, value in node.items():
+            if key == "Ref":
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value.split(".", 1)[0] if isinstance(value, str) else value[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found |= {t.split(".", 1)[0] for t in _SUB_TOKEN.findall(text) if not t.startswith("!")}
+            else:
+                found |= self.named(value)
+        return found & self.resources.keys()
 
     def target(self, node: Any) -> str | None:
-        """Logical id a reference points at (`!GetAtt Q.Arn`, `!Ref Q`, `!Sub ${Q.Arn}`), else None."""
-        if isinstance(node, dict) and len(node) == 1:
-            ((key, value),) = node.items()
-            if key == "Ref" and value in self.resources:
-                return value
-            if key == "Fn::GetAtt":
-                logical = value.split(".", 1)[0] if isinstance(value, str) else value[0]
-                return logical if logical in self.resources else None
-            if key == "Fn::Sub":
-                text = value if isinstance(value, str) else value[0]
-                names = [t.split(".", 1)[0] for t in re.findall(r"\$\{([^}!]+)\}", text)]
-                hits = [n for n in names if n in self.resources]
-                return hits[0] if len(hits) == 1 else None
-        if isinstance(node, str):
-            for logical in self.resources:
-                if node in (self.arn(logical), self.physical_name(logical)):
-                    return logical
-        return None
-
-
-def _references_resource(node: Any, resources: dict[str, Any]) -> bool:
-    """Whether a value names one of the template's resources (a queue URL, a secret ARN ...)."""
-    if isinstance(node, list):
-        return any(_references_resource(item, resources) for item in node)
-    if not isinstance(node, dict):
-        return False
-    for key, value in node.items():
-        if key == "Ref" and value in resources:
-            return True
-        if key == "Fn::GetAtt":
-            return True
-        if key == "Fn::Sub":
-            text = value if isinstance(value, str) else value[0]
-            names = {t.split(".", 1)[0] for t in re.findall(r"\$\{([^}!]+)\}", text)}
-            if names & set(resources):
-                return True
-        if _references_resource(value, resources):
-            return True
-    return False
-
-
-def _merged_function_properties(doc: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(((doc.get("Globals") or {}).get("Function")) or {})
-    for key, value in props.items():
-        if key == "Environment":
-            variables = dict((merged.get("Environment") or {}).get("Variables") or {})
-            variables.update((value or {}).get("Variables") or {})
-            merged["Environment"] = {"Variables": variables}
-        else:
-            merged[key] = value
-    return merged
-
-
-def _function_short_name(logical_id: str, code_uri: Any) -> str:
-    if isinstance(code_uri, str) and code_uri.strip("/"):
-        return Path(code_uri.rstrip("/")).name
-    return re.sub(r"Function$", "", logical_id).lower()
+        """The one resource a reference points at (`!GetAtt Q.Arn`, `!Ref Q`, `!Sub ${Q.Arn}`), else None."""
+        names = self.named(node)
+        return names.pop() if len(names) == 1 else None
 
 
 # Queue properties that mean the same to moto as to SQS; KMS keys and tags have no local meaning.
@@ -366,117 +274,78 @@ _SQS_ATTRIBUTES = frozenset(
 )
 
 
+def _text(value: Any) -> str:
+    """An SQS attribute or environment value as text (booleans as CloudFormation writes them)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
 def _queue_spec(resolver: _Resolver, logical_id: str, props: dict[str, Any]) -> QueueSpec:
-    attributes: dict[str, str] = {}
-    dlq = None
-    max_receive = None
-    for key, value in props.items():
-        if key not in _SQS_ATTRIBUTES and key != "RedrivePolicy":
-            continue
-        if key == "RedrivePolicy":
-            dlq = resolver.target(value.get("deadLetterTargetArn"))
-            max_receive = int(resolver.resolve(value.get("maxReceiveCount", 10)))
-            continue
-        if key == "RedriveAllowPolicy":
-            attributes[key] = json.dumps(resolver.resolve(value))
-            continue
-        resolved = resolver.resolve(value)
-        if resolved is None:
-            continue
-        attributes[key] = str(resolved).lower() if isinstance(resolved, bool) else str(resolved)
-    return QueueSpec(logical_id, resolver.physical_name(logical_id), attributes, dlq, max_receive)
+    attributes = {k: resolver.resolve(v) for k, v in props.items() if k in _SQS_ATTRIBUTES}
+    redrive = props.get("RedrivePolicy") or {}
+    return QueueSpec(
+        logical_id,
+        resolver.physical_name(logical_id),
+        {k: _text(v) for k, v in attributes.items() if v is not None},
+        resolver.target(redrive.get("deadLetterTargetArn")),
+        int(resolver.resolve(redrive.get("maxReceiveCount", 10))) if redrive else None,
+    )
 
 
-def _table_spec(resolver: _Resolver, logical_id: str, kind: str, props: dict[str, Any]) -> TableSpec:
-    props = resolver.resolve(props)
-    if kind == "AWS::Serverless::SimpleTable":
-        primary = props.get("PrimaryKey") or {"Name": "id", "Type": "String"}
-        type_code = {"String": "S", "Number": "N", "Binary": "B"}[primary.get("Type", "String")]
-        props = {
-            "KeySchema": [{"AttributeName": primary["Name"], "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": primary["Name"], "AttributeType": type_code}],
-        }
+def _table_spec(resolver: _Resolver, logical_id: str, props: dict[str, Any]) -> TableSpec:
     keep = ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "TimeToLiveSpecification")
-    table = {k: v for k, v in props.items() if k in keep}
+    table = {k: v for k, v in resolver.resolve(props).items() if k in keep}
     return TableSpec(logical_id, resolver.physical_name(logical_id), table)
 
 
-def read_stack(template_path: Path, region: str = "us-east-1") -> StackSpec:
-    """Everything the local stack deploys, read from template.yaml."""
-    doc = load_template(template_path)
-    resolver = _Resolver(doc, region)
-    functions: dict[str, FunctionSpec] = {}
-    queues: dict[str, QueueSpec] = {}
-    rules: dict[str, RuleSpec] = {}
-    tables: dict[str, TableSpec] = {}
-
-    for logical_id, resource in resolver.resources.items():
-        kind = (resource or {}).get("Type", "")
-        cond = resource.get("Condition")
-        if cond and not resolver.condition(cond):
-            continue
-        props = resource.get("Properties") or {}
-        if kind == "AWS::SQS::Queue":
-            queues[logical_id] = _queue_spec(resolver, logical_id, props)
-        elif kind in ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
-            tables[logical_id] = _table_spec(resolver, logical_id, kind, props)
-        elif kind == "AWS::Events::Rule":
-            targets = tuple(
-                RuleTarget(
-                    resolver.target(t.get("Arn")),
-                    {k: resolver.resolve(v) for k, v in t.items() if k != "Arn"},
-                )
-                for t in props.get("Targets") or []
-            )
-            pattern = resolver.resolve(props.get("EventPattern") or {})
-            rules[logical_id] = RuleSpec(
-                logical_id,
-                resolver.physical_name(logical_id),
-                str(resolver.resolve(props.get("EventBusName", "default"))).rsplit("/", 1)[-1],
-                pattern if isinstance(pattern, dict) else json.loads(pattern),
-                str(resolver.resolve(props.get("State", "ENABLED"))),
-                targets,
-            )
-        elif kind == "AWS::Serverless::Function":
-            functions_spec = _function_spec(doc, resolver, logical_id, props)
-            functions[functions_spec.name] = functions_spec
-    return StackSpec(functions, queues, rules, tables)
+def _rule_spec(resolver: _Resolver, logical_id: str, props: dict[str, Any]) -> RuleSpec:
+    targets = tuple(
+        RuleTarget(resolver.target(t.get("Arn")), {k: resolver.resolve(v) for k, v in t.items() if k != "Arn"})
+        for t in props.get("Targets") or []
+    )
+    pattern = resolver.resolve(props.get("EventPattern") or {})
+    return RuleSpec(
+        logical_id,
+        resolver.physical_name(logical_id),
+        str(resolver.resolve(props.get("EventBusName", "default"))).rsplit("/", 1)[-1],
+        pattern if isinstance(pattern, dict) else json.loads(pattern),
+        str(resolver.resolve(props.get("State", "ENABLED"))),
+        targets,
+    )
 
 
-def _function_spec(doc: dict[str, Any], resolver: _Resolver, logical_id: str, raw: dict[str, Any]) -> FunctionSpec:
-    props = _merged_function_properties(doc, raw)
-    code_uri = resolver.resolve(props.get("CodeUri", ""))
-    name = _function_short_name(logical_id, code_uri)
+def _function_spec(resolver: _Resolver, logical_id: str, own: dict[str, Any]) -> FunctionSpec:
+    props = dict((resolver.doc.get("Globals") or {}).get("Function") or {})
+    variables = dict((props.get("Environment") or {}).get("Variables") or {})
+    variables.update((own.get("Environment") or {}).get("Variables") or {})  # SAM merges the two maps
+    props.update(own)
+    code_uri = str(resolver.resolve(props.get("CodeUri")) or "").rstrip("/")
+    name = Path(code_uri).name if code_uri else re.sub(r"Function$", "", logical_id).lower()
     routes = []
-    queue = None
-    batch_size, window, report_failures = 10, 0, False
+    queue, batch_size, window, report_failures = None, 10, 0, False
     for event in (props.get("Events") or {}).values():
-        event_props = event.get("Properties") or {}
+        event_props = resolver.resolve(event.get("Properties") or {})
         if event.get("Type") == "HttpApi":
-            method = str(resolver.resolve(event_props.get("Method", "ANY"))).upper()
-            path = str(resolver.resolve(event_props.get("Path", "$default")))
-            routes.append(
-                HttpRoute("ANY" if method in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") else method, path, name)
-            )
+            method = str(event_props.get("Method", "ANY")).upper()
+            method = "ANY" if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" else method
+            routes.append(HttpRoute(method, str(event_props.get("Path", "$default")), name))
         elif event.get("Type") == "SQS":
-            queue = resolver.target(event_props.get("Queue"))
-            batch_size = int(resolver.resolve(event_props.get("BatchSize", 10)))
-            window = int(resolver.resolve(event_props.get("MaximumBatchingWindowInSeconds", 0)))
-            response_types = resolver.resolve(event_props.get("FunctionResponseTypes") or [])
-            report_failures = "ReportBatchItemFailures" in response_types
+            queue = resolver.target((event.get("Properties") or {}).get("Queue"))
+            batch_size = int(event_props.get("BatchSize", 10))
+            window = int(event_props.get("MaximumBatchingWindowInSeconds", 0))
+            report_failures = "ReportBatchItemFailures" in (event_props.get("FunctionResponseTypes") or [])
     # Values from parameters and literals carry over; ones naming resources (queue URLs, secret ARNs)
     # mean nothing locally, and the stack supplies its own for the variables the functions need.
-    environment = {}
-    for key, raw in ((props.get("Environment") or {}).get("Variables") or {}).items():
-        if _references_resource(raw, resolver.resources):
-            continue
-        value = resolver.resolve(raw)
-        if value is not None:
-            environment[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    environment = {
+        key: _text(value)
+        for key, raw in variables.items()
+        if not resolver.named(raw) and (value := resolver.resolve(raw)) is not None
+    }
     return FunctionSpec(
         logical_id=logical_id,
         name=name,
-        code_dir=str(code_uri or f"functions/{name}").rstrip("/"),
+        code_dir=code_uri or f"functions/{name}",
         handler=str(resolver.resolve(props.get("Handler", "app.handler"))),
         timeout=int(resolver.resolve(props.get("Timeout", 3))),
         memory=int(resolver.resolve(props.get("MemorySize", 128))),
@@ -487,3 +356,24 @@ def _function_spec(doc: dict[str, Any], resolver: _Resolver, logical_id: str, ra
         report_batch_item_failures=report_failures,
         routes=tuple(routes),
     )
+
+
+def read_stack(template_path: Path, region: str = "us-east-1") -> StackSpec:
+    """Everything the local stack deploys, read from template.yaml."""
+    resolver = _Resolver(load_template(template_path), region)
+    spec = StackSpec({}, {}, {}, {})
+    for logical_id, resource in resolver.resources.items():
+        kind = resource.get("Type", "")
+        if resource.get("Condition") and not resolver.condition(resource["Condition"]):
+            continue
+        props = resource.get("Properties") or {}
+        if kind == "AWS::SQS::Queue":
+            spec.queues[logical_id] = _queue_spec(resolver, logical_id, props)
+        elif kind == "AWS::DynamoDB::Table":
+            spec.tables[logical_id] = _table_spec(resolver, logical_id, props)
+        elif kind == "AWS::Events::Rule":
+            spec.rules[logical_id] = _rule_spec(resolver, logical_id, props)
+        elif kind == "AWS::Serverless::Function":
+            function = _function_spec(resolver, logical_id, props)
+            spec.functions[function.name] = function
+    return spec

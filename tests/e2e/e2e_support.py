@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import contextlib
 import http.client
 import json
 import textwrap
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from keap_relay.events.sources import generic
+from keap_relay_local.defaults import LOCAL_WEBHOOK_SECRET
+from keap_relay_local.stack import LocalStack
+
 REPO = Path(__file__).resolve().parents[2]
-LOCAL_SECRET = "local-dev-secret"
+
+# Routes whose forms fail for good: sequence 99 is not in the emulator's world, so addToCampaign answers a
+# [Loading] fault, and every form event ends in the forms DLQ.
+DEAD_END_ROUTES = """\
+version: 1
+dup_check: Email
+forms:
+  - match: {}
+    tags: [100]
+    campaigns: [99]
+purchases: []
+unsubscribes: []
+"""
 
 
-def relay_signature(body: bytes, secret: str = LOCAL_SECRET) -> str:
-    """The generic source's `x-relay-signature` value, computed the way a sender would."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signed_headers(body: bytes, secret: str = LOCAL_WEBHOOK_SECRET) -> dict[str, str]:
+    """The generic source's headers for `body` (`x-relay-signature`, JSON), made by its adapter's sign()."""
+    return generic.sign(body, secret)
+
+
+@contextlib.contextmanager
+def stack_with_routes(folder: Path, routes: str, **options: Any) -> Iterator[LocalStack]:
+    """The local stack with `routes` as its routes file (written into `folder`); a failed record returns after 1 s."""
+    path = folder / "routes.yaml"
+    path.write_text(routes)
+    with LocalStack(routes_file=path, visibility_timeout=1, **options) as running:
+        yield running
 
 
 def http_request(
@@ -38,12 +62,10 @@ def http_request(
         conn.close()
 
 
-def post_webhook(url: str, event: dict[str, Any], secret: str = LOCAL_SECRET) -> tuple[int, dict[str, Any]]:
+def post_webhook(url: str, event: dict[str, Any], secret: str = LOCAL_WEBHOOK_SECRET) -> tuple[int, dict[str, Any]]:
     """POST a canonical event as the generic source does: compact JSON, signed over the exact bytes."""
     body = json.dumps(event, separators=(",", ":")).encode()
-    status, _, raw = http_request(
-        url, body=body, headers={"content-type": "application/json", "x-relay-signature": relay_signature(body, secret)}
-    )
+    status, _, raw = http_request(url, body=body, headers=signed_headers(body, secret))
     return status, json.loads(raw or b"null")
 
 

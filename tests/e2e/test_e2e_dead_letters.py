@@ -6,30 +6,16 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from e2e_support import contact_of, form_event, post_webhook, unique_email
+from e2e_support import DEAD_END_ROUTES, contact_of, form_event, post_webhook, stack_with_routes, unique_email
 
 from keap_relay_local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
 
-# Sequence 99 does not exist in the emulator's world: Keap answers addToCampaign with a [Loading] fault.
-ROUTES = """\
-version: 1
-dup_check: Email
-forms:
-  - match: {}
-    tags: [100]
-    campaigns: [99]
-purchases: []
-unsubscribes: []
-"""
-
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    routes = tmp_path_factory.mktemp("routes") / "routes.yaml"
-    routes.write_text(ROUTES)
-    with LocalStack(routes_file=routes, visibility_timeout=1) as running:
+    with stack_with_routes(tmp_path_factory.mktemp("routes"), DEAD_END_ROUTES) as running:
         yield running
 
 

@@ -11,6 +11,7 @@ from e2e_support import (
     form_event,
     post_webhook,
     purchase_event,
+    stack_with_routes,
     unique_email,
     unsubscribe_event,
 )
@@ -43,9 +44,8 @@ unsubscribes:
 
 @pytest.fixture(scope="module", params=["xmlrpc", "rest"])
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    routes = tmp_path_factory.mktemp(f"routes-{request.param}") / "routes.yaml"
-    routes.write_text(ROUTES)
-    with LocalStack(routes_file=routes, visibility_timeout=1, function_env={"KEAP_API": request.param}) as running:
+    folder = tmp_path_factory.mktemp(f"routes-{request.param}")
+    with stack_with_routes(folder, ROUTES, function_env={"KEAP_API": request.param}) as running:
         running.api = request.param  # type: ignore[attr-defined]
         yield running
 

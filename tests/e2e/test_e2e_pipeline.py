@@ -13,7 +13,8 @@ from e2e_support import (
     http_request,
     post_webhook,
     purchase_event,
-    relay_signature,
+    signed_headers,
+    stack_with_routes,
     unique_email,
     unsubscribe_event,
     wait_for,
@@ -49,9 +50,7 @@ unsubscribes:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    routes = tmp_path_factory.mktemp("routes") / "routes.yaml"
-    routes.write_text(ROUTES)
-    with LocalStack(routes_file=routes, visibility_timeout=1) as running:
+    with stack_with_routes(tmp_path_factory.mktemp("routes"), ROUTES) as running:
         yield running
 
 
@@ -147,7 +146,7 @@ def test_a_body_altered_after_signing_is_refused(stack: LocalStack) -> None:
     status, _, _ = http_request(
         stack.webhook_url("forms"),
         body=altered,
-        headers={"content-type": "application/json", "x-relay-signature": relay_signature(signed)},
+        headers=signed_headers(signed),
     )
     assert status == 401
     assert stack.queue_counts("forms") == {"Visible": 0, "NotVisible": 0, "Delayed": 0}
