@@ -21,7 +21,7 @@ from rich import box
 from rich.console import Console
 from rich.json import JSON
 from rich.padding import Padding
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from keap_relay.aws.queue import DEAD_LETTER_ATTRIBUTES
@@ -33,7 +33,7 @@ PEEK_HOLD_SECONDS = 20  # how long a listed message stays hidden if we died befo
 SQS_BATCH = 10  # SQS's most messages per receive and entries per batch call
 ACTIVE_TASK = ("RUNNING", "CANCELLING")
 TASK_POLL_SECONDS = 0.5
-PIPED_WIDTH = 10_000  # output to a file or a pipe: one line per row, whole values, as gh prints for scripts
+PIPED_WIDTH = 10_000  # output to a file or a pipe: values whole and unwrapped, for grep
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -345,7 +345,7 @@ def queues_for(args: argparse.Namespace) -> DeadLetterQueue:
 
 
 def _print(*parts: Any) -> None:
-    """Print text, tables and JSON through rich: to a terminal as wide as it is, to a pipe one line per row."""
+    """Print text, tables and JSON through rich: to a terminal as wide as it is, to a pipe unwrapped."""
     # Markup off: Keap's fault strings carry "[Loading]" and the like, which rich would read as styles.
     console = Console(markup=False, emoji=False, highlight=False, width=None if sys.stdout.isatty() else PIPED_WIDTH)
     with console.capture() as captured:
@@ -370,17 +370,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not letters:
         _print(heading)
         return 0
-    table = Table("#", "event (or message) id", "source", "failed at", "age", "tries", "reason", box=box.SIMPLE)
+    # One row a letter: its id (what `show` takes; never cut), and under it the reason, wrapped to the terminal.
+    widest_id = max(len(letter.event_id or letter.message_id) for letter in letters)
+    about_column = Column("event (or message) id, reason", min_width=widest_id, overflow="fold")
+    table = Table("#", "source", "age", "tries", about_column, box=box.SIMPLE)
     for number, letter in enumerate(letters, 1):
-        table.add_row(
-            str(number),
-            letter.event_id or letter.message_id,
-            letter.attributes.get("Source") or "?",
-            letter.attributes.get("FailedAt") or _iso(letter.sent_at),
-            human_age(now - letter.sent_at) + " ago",
-            str(letter.attributes.get("AttemptCount") or "?"),
-            letter.reason(SUMMARY_MESSAGE),
-        )
+        source, attempts = letter.attributes.get("Source") or "?", letter.attributes.get("AttemptCount") or "?"
+        about = Text(letter.event_id or letter.message_id, style="bold").append("\n" + letter.reason(SUMMARY_MESSAGE))
+        table.add_row(str(number), source, human_age(now - letter.sent_at) + " ago", str(attempts), about)
     unknown = sum(letter.outcome_unknown for letter in letters)
     note = (
         f"{_count(unknown)} {'is' if unknown == 1 else 'are'} {OUTCOME_UNKNOWN}: Keap may have run the step. "

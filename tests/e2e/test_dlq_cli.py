@@ -104,8 +104,9 @@ def test_list_shows_each_dead_letter_with_its_reason_and_leaves_it_there(
     assert event_id in text
     assert "Loading" in text and "99" in text  # the error class and the failed step
     assert "1 dead letter" in text
-    (row,) = [line for line in text.splitlines() if event_id in line]  # one row a letter, whole when piped
-    assert "generic" in row and "Loading" in row
+    lines = text.splitlines()
+    (row,) = [number for number, line in enumerate(lines) if event_id in line]  # whole, when piped
+    assert "generic" in lines[row] and "Loading" in lines[row + 1]  # the reason, unwrapped, under its id
 
     assert dlq_cli(stack, "list", "--json") == 0
     (letter,) = json.loads(capsys.readouterr().out)
