@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml shared/requirements.txt
 setup: $(STAMP)  ## create .venv with the runtime and dev dependencies
 
 run: $(STAMP)  ## start the local stack (emulator, moto, gateway, functions) on embedded defaults
-	$(BIN)/python -m keap_relay_local run
+	$(BIN)/keap-relay run
 
 test: $(STAMP)  ## lint and run the whole test suite
 	$(BIN)/ruff check .
@@ -42,12 +42,12 @@ lint: $(STAMP)  ## ruff (check and format), cfn-lint and sam validate --lint
 	$(BIN)/sam validate --lint
 
 demo: $(STAMP)  ## send every sample webhook through the local stack and show what Keap (the emulator) holds
-	$(BIN)/python -m keap_relay_local demo
+	$(BIN)/keap-relay demo
 
 FN ?= forms
 EVENT ?= events/$(FN)/bare.json
 invoke: $(STAMP)  ## run one event through one function without Docker: make invoke FN=forms EVENT=events/forms/bare.json
-	$(BIN)/python -m keap_relay_local invoke --function $(FN) --event $(EVENT)
+	$(BIN)/keap-relay invoke --function $(FN) --event $(EVENT)
 
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)

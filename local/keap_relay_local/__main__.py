@@ -1,7 +1,7 @@
-"""`python -m keap_relay_local run|demo|invoke`: the same commands as the `keap-relay` console script."""
+"""`python -m keap_relay_local run|demo|invoke|...`: the `keap-relay` command, whose one entry point is in ops/."""
 
 import sys
 
-from .cli import main
+from keap_relay_ops.cli import main
 
 sys.exit(main())

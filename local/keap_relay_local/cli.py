@@ -1,4 +1,9 @@
-"""`keap-relay` / `python -m keap_relay_local`: run the local stack, demo it, invoke one function."""
+"""The local stack's `keap-relay` commands (dev only): run the stack, demo it, invoke one function.
+
+The entry point and the command table are the operator package's (`keap_relay_ops.cli`); it imports this
+module only when one of these commands runs. Kept light at import (the stack loads when a command needs it):
+`keap-relay dlq` reads `read_state` and `DEFAULT_PORTS` from here.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,30 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import dlq
-from .stack import DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_WEBHOOK_SECRETS, ROOT, LocalStack
+from keap_relay.keap.defaults import DEFAULT_URL
 
-STATE_DIR = ".local-stack"  # under the repository root; git-ignored
-STATE_FILE = "stack.json"
+from .defaults import DEFAULT_WEBHOOK_SECRETS, ROOT
+
+if TYPE_CHECKING:
+    from .stack import LocalStack
+
+STATE_FILE = Path(".local-stack") / "stack.json"  # under the repository root (git-ignored), while `run` runs
 DEFAULT_PORTS = {"gateway": 3000, "emulator": 8765, "moto": 5005}
+LOCAL_REGION = "us-east-1"  # the local stack's region (LocalStack's default)
 
 DEFAULT_ROUTES = "config/routes.yaml"  # relative to the repository root
 ROUTES_HELP = "routes file (default: the repository's config/routes.yaml)"
+
+
+def read_state(root: Path) -> dict[str, Any]:
+    """The URLs a running `keap-relay run` wrote to .local-stack/stack.json (no secrets); {} when none runs."""
+    try:
+        return dict(json.loads((root / STATE_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
 
 
 def _routes_path(value: str) -> str:
@@ -32,10 +48,16 @@ def _routes_path(value: str) -> str:
 
 _KEAP_ENV_HELP = (
     "Keap is an emulator started on 127.0.0.1 unless KEAP_API_KEY or KEAP_URL is set in the environment: "
-    "then the functions use that Keap (KEAP_URL defaults to https://api.infusionsoft.com/crm/xmlrpc/v1; "
+    f"then the functions use that Keap (KEAP_URL defaults to {DEFAULT_URL}; "
     "KEAP_API_KEY to the emulator's key, for an emulator started with `python -m keap_emulator serve`). "
     "WEBHOOK_SECRETS (a JSON object source -> secret) replaces the local secrets of events/local-secrets.json."
 )
+
+
+def _command(parser: argparse.ArgumentParser, description: str, handler: Any) -> None:
+    parser.description = description
+    parser.epilog = _KEAP_ENV_HELP
+    parser.set_defaults(handler=handler)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -56,6 +78,8 @@ def _secrets_from_env() -> dict[str, str]:
 
 
 def _add_stack_options(parser: argparse.ArgumentParser) -> None:
+    from .stack import DEFAULT_VISIBILITY_TIMEOUT
+
     parser.add_argument("--routes", type=_routes_path, help=ROUTES_HELP)
     parser.add_argument(
         "--visibility-timeout",
@@ -71,7 +95,9 @@ def _add_stack_options(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------------------------------- run
 
 
-def _add_run(parser: argparse.ArgumentParser) -> None:
+def add_run(parser: argparse.ArgumentParser) -> None:
+    """`keap-relay run`'s arguments."""
+    _command(parser, "start the local stack on fixed ports and keep it running until Ctrl-C", cmd_run)
     _add_stack_options(parser)
     for name, port in DEFAULT_PORTS.items():
         parser.add_argument(f"--{name}-port", type=int, default=port, help=f"{name} port (default: %(default)s)")
@@ -143,6 +169,8 @@ def _wait_for_signal() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .stack import LocalStack
+
     _setup_logging(args.verbose)
     stack = LocalStack.from_env(
         gateway_port=args.gateway_port,
@@ -152,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         visibility_timeout=args.visibility_timeout,
         root=args.root,
     )
-    state = args.root / STATE_DIR / STATE_FILE
+    state = args.root / STATE_FILE
     with stack:
         info = describe(stack)
         state.parent.mkdir(exist_ok=True)
@@ -169,7 +197,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------- demo
 
 
-def _add_demo(parser: argparse.ArgumentParser) -> None:
+def add_demo(parser: argparse.ArgumentParser) -> None:
+    """`keap-relay demo`'s arguments."""
+    _command(parser, "send every sample webhook and bus event through a stack and show what Keap holds", cmd_demo)
     _add_stack_options(parser)
     parser.add_argument("--gateway", metavar="URL", help="use the running stack at URL instead of starting one")
     parser.add_argument(
@@ -191,6 +221,7 @@ def _http_json(url: str) -> Any:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import load_samples, run_demo, wait_queues_empty
     from .resources import client
+    from .stack import LocalStack
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     if not args.verbose:
@@ -216,11 +247,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 out=sys.stdout,
             )
     else:
-        state_file = args.root / STATE_DIR / STATE_FILE
-        known = json.loads(state_file.read_text(encoding="utf-8")) if state_file.exists() else {}
+        known = read_state(args.root)
         emulator_url = args.emulator or known.get("emulator")
         moto_url = args.moto or known.get("moto")
-        region = known.get("region", "us-east-1")
+        region = known.get("region", LOCAL_REGION)
         sqs = client("sqs", moto_url, region) if moto_url else None
         queues = known.get("queues") or {}
         outcomes = run_demo(
@@ -242,7 +272,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------- invoke
 
 
-def _add_invoke(parser: argparse.ArgumentParser) -> None:
+def add_invoke(parser: argparse.ArgumentParser) -> None:
+    """`keap-relay invoke`'s arguments."""
+    _command(parser, "run one event through one function in this process (no Docker, no queue)", cmd_invoke)
     parser.add_argument("--function", required=True, help="function folder under functions/ (forms, purchases, ...)")
     parser.add_argument("--event", required=True, help="event JSON file (- for stdin), e.g. events/forms/bare.json")
     parser.add_argument("--routes", type=_routes_path, help=ROUTES_HELP)
@@ -266,42 +298,3 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     )
     print(json.dumps(result, indent=2, default=str))
     return 0 if ok else 1
-
-
-# ---------------------------------------------------------------------------------------------------- wiring
-
-# name → (help, add arguments, run). A new command (e.g. `dlq list|show|redrive|purge`) is one entry.
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
-    "run": ("start the local stack on fixed ports and keep it running until Ctrl-C", _add_run, cmd_run),
-    "demo": ("send every sample webhook and bus event through a stack and show what Keap holds", _add_demo, cmd_demo),
-    "invoke": ("run one event through one function in this process (no Docker, no queue)", _add_invoke, cmd_invoke),
-    "dlq": (
-        "list, show, redrive or purge a kind's dead letters (the local stack, or --stack in AWS)",
-        dlq.add_arguments,
-        dlq.run,
-    ),
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="keap-relay",
-        description="keap-relay on one machine: the emulator (or real Keap), moto, the functions and an "
-        "API Gateway stand-in, all on 127.0.0.1.",
-        epilog=_KEAP_ENV_HELP,
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (help_text, add_arguments, run) in COMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text, epilog=_KEAP_ENV_HELP)
-        add_arguments(sub)
-        sub.set_defaults(run=run)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args))
-    except KeyboardInterrupt:
-        return 130

@@ -8,33 +8,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from e2e_support import contact_of, form_event, post_webhook, unique_email, wait_for
 
-from keap_relay_local import dlq
-from keap_relay_local.cli import build_parser, main
+from keap_relay.routing.runner import OUTCOME_UNKNOWN
 from keap_relay_local.stack import LocalStack
+from keap_relay_ops import dlq
+from keap_relay_ops.cli import build_parser, main
 
 pytestmark = pytest.mark.e2e
 
-# Sequence 99 does not exist in the emulator's world: addToCampaign answers a [Loading] fault, a permanent one.
-BROKEN_ROUTES = """\
-version: 1
-dup_check: Email
-forms:
-  - match: {}
-    tags: [100]
-    campaigns: [99]
-purchases: []
-unsubscribes: []
-"""
-FIXED_ROUTES = BROKEN_ROUTES.replace("campaigns: [99]", "campaigns: [11]")
+MISSING_SEQUENCE = 99  # not in the emulator's world: addToCampaign answers a [Loading] fault, a permanent one
+SEQUENCE = 11
+
+
+def routes_starting(sequence: int) -> str:
+    """Routes that tag every form 100 and start `sequence`."""
+    forms = [{"match": {}, "tags": [100], "campaigns": [sequence]}]
+    return yaml.safe_dump({"version": 1, "dup_check": "Email", "forms": forms, "purchases": [], "unsubscribes": []})
 
 
 @pytest.fixture(scope="module")
 def routes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("routes")
-    (folder / "broken.yaml").write_text(BROKEN_ROUTES)
-    (folder / "fixed.yaml").write_text(FIXED_ROUTES)
+    (folder / "broken.yaml").write_text(routes_starting(MISSING_SEQUENCE))
+    (folder / "fixed.yaml").write_text(routes_starting(SEQUENCE))
     return folder
 
 
@@ -72,9 +70,29 @@ def test_help_names_the_four_actions(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit) as done:
         build_parser().parse_args(["dlq", "--help"])
     assert done.value.code == 0
-    shown = capsys.readouterr().out
-    for action in ("list", "show", "redrive", "purge"):
-        assert action in shown
+    shown = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("    ")]
+    assert shown == ["list", "show", "redrive", "purge"]
+
+
+def test_a_stack_that_is_not_running_is_one_line_on_stderr_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as unused:  # a port nothing listens on once closed
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    assert main(["dlq", "list", "--kind", "forms", "--endpoint-url", f"http://127.0.0.1:{port}"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("keap-relay dlq list: ") and "Is the local stack running" in line
+
+
+def test_an_unknown_kind_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["dlq", "purge", "--kind", "refunds", "--yes"])
+    assert done.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "unknown kind 'refunds'" in line and "forms, purchases, unsubscribes" in line
 
 
 def test_list_shows_each_dead_letter_with_its_reason_and_leaves_it_there(
@@ -86,6 +104,9 @@ def test_list_shows_each_dead_letter_with_its_reason_and_leaves_it_there(
     assert event_id in text
     assert "Loading" in text and "99" in text  # the error class and the failed step
     assert "1 dead letter" in text
+    lines = text.splitlines()
+    (row,) = [number for number, line in enumerate(lines) if event_id in line]  # whole, when piped
+    assert "generic" in lines[row] and "Loading" in lines[row + 1]  # the reason, unwrapped, under its id
 
     assert dlq_cli(stack, "list", "--json") == 0
     (letter,) = json.loads(capsys.readouterr().out)
@@ -118,7 +139,7 @@ def test_redrive_after_fixing_the_routes_applies_the_event_exactly_once(
     stack: LocalStack, failed: dict[str, Any], routes_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     contact = contact_of(stack.emulator, failed["email"])  # the upsert ran before the failing step
-    assert starts_of(stack, contact, 11) == []
+    assert starts_of(stack, contact, SEQUENCE) == []
     stack.reconfigure(routes_file=routes_dir / "fixed.yaml")
 
     assert dlq_cli(stack, "redrive", "--max-per-second", "5") == 0
@@ -127,7 +148,7 @@ def test_redrive_after_fixing_the_routes_applies_the_event_exactly_once(
     stack.wait_drained(60)
 
     assert stack.dead_letters("forms") == []
-    assert len(starts_of(stack, contact, 11)) == 1  # the fixed step ran, once
+    assert len(starts_of(stack, contact, SEQUENCE)) == 1  # the fixed step ran, once
     assert stack.emulator.model.find_ids_by_email(failed["email"]) == [contact]
     assert stack.emulator.model.contact_tags(contact) >= {100}
 
@@ -146,14 +167,14 @@ def test_redriving_an_event_already_applied_calls_keap_zero_times(
     )
     contact = contact_of(stack.emulator, failed["email"])
     calls_before = len(stack.emulator.calls())
-    starts_before = starts_of(stack, contact, 11)
+    starts_before = starts_of(stack, contact, SEQUENCE)
 
     assert dlq_cli(stack, "redrive") == 0
     stack.wait_drained(60)
 
     assert stack.dead_letters("forms") == []
     assert len(stack.emulator.calls()) == calls_before  # the idempotency record answered it
-    assert starts_of(stack, contact, 11) == starts_before
+    assert starts_of(stack, contact, SEQUENCE) == starts_before
 
 
 def _send_dead_letter(stack: LocalStack, event_id: str) -> None:
@@ -183,9 +204,35 @@ def test_purge_asks_first_and_older_than_keeps_recent_letters(
     assert "nothing to purge" in capsys.readouterr().out
     assert len(stack.dead_letters("forms")) == 3
 
-    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+    asked: list[str] = []
+
+    def yes_then_one_more_arrives(prompt: str) -> str:
+        asked.append(prompt)
+        _send_dead_letter(stack, "arrived-while-asking")
+        return "y"
+
+    monkeypatch.setattr("builtins.input", yes_then_one_more_arrives)
     assert dlq_cli(stack, "purge") == 0
+    assert "delete 3 of 3 dead letters" in asked[0]
     assert "deleted 3" in capsys.readouterr().out
+    # Only what was counted and asked about goes: the letter that arrived meanwhile stays.
+    assert [json.loads(m["body"])["id"] for m in stack.dead_letters("forms")] == ["arrived-while-asking"]
+    assert dlq_cli(stack, "purge", "--yes") == 0
+    assert stack.dead_letters("forms") == []
+
+
+def test_list_says_a_person_decides_an_outcome_unknown_letter(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.sqs.send_message(
+        QueueUrl=stack.dlq_url("forms"),
+        MessageBody=json.dumps({"kind": "form_submission", "source": "generic", "id": "lost-answer"}),
+        MessageAttributes={"ErrorClass": {"DataType": "String", "StringValue": OUTCOME_UNKNOWN}},
+    )
+    assert dlq_cli(stack, "list") == 0
+    text = capsys.readouterr().out
+    assert f"1 dead letter is {OUTCOME_UNKNOWN}: Keap may have run the step" in text
+    assert dlq_cli(stack, "purge", "--yes") == 0
     assert stack.dead_letters("forms") == []
 
 
@@ -218,6 +265,7 @@ def test_purge_older_than_deletes_only_the_old_ones(stack: LocalStack, capsys: p
 def test_move_tasks_are_refused_where_aws_refuses_them_and_can_be_cancelled(stack: LocalStack) -> None:
     sqs = stack.sqs
     pair = dlq.local_queues("forms", stack.moto_url)
+    assert (pair.queue_url, pair.dlq_url) == (stack.queue_url("forms"), stack.dlq_url("forms"))  # the template's
     dlq_arn, queue_arn = pair.arn(pair.dlq_url), pair.arn(pair.queue_url)
 
     with pytest.raises(sqs.exceptions.ClientError, match="Dead Letter Queue"):
@@ -263,7 +311,11 @@ def test_a_deployed_stack_names_the_queues_through_its_outputs() -> None:
     pair = dlq.aws_queues(
         "purchases", stack="keap-relay", region="eu-west-1", sqs=object(), cloudformation=cloudformation
     )
-    assert (pair.queue_url, pair.dlq_url) == (base + "PurchasesQueue", base + "PurchasesDLQ")
+    assert (pair.kind.folder, pair.queue_url, pair.dlq_url) == (
+        "purchases",
+        base + "PurchasesQueue",
+        base + "PurchasesDLQ",
+    )
     assert cloudformation.asked == ["keap-relay"]
     with pytest.raises(LookupError, match="UnsubscribesQueueUrl"):
         dlq.aws_queues("unsubscribes", stack="keap-relay", sqs=object(), cloudformation=cloudformation)

@@ -1,4 +1,4 @@
-"""The commands a user runs: `python -m keap_relay_local invoke|demo`, each in its own process."""
+"""The commands a user runs: `keap-relay` and `python -m keap_relay_local run|demo|invoke`, each in its own process."""
 
 from __future__ import annotations
 
@@ -11,14 +11,22 @@ from pathlib import Path
 import pytest
 from e2e_support import REPO
 
+from keap_relay_ops.cli import COMMANDS
+
 pytestmark = pytest.mark.e2e
 
 
-def run_cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+# The console script `make setup` installs beside the interpreter.
+KEAP_RELAY = str(Path(sys.executable).with_name("keap-relay"))
+
+
+def run_cli(
+    *args: str, stdin: str | None = None, timeout: float = 120, command: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     # Without KEAP_API_KEY the commands use the emulator: a developer's real key must never reach a test.
     env = {k: v for k, v in os.environ.items() if k not in ("KEAP_API_KEY", "KEAP_URL", "WEBHOOK_SECRETS")}
     return subprocess.run(
-        [sys.executable, "-m", "keap_relay_local", *args],
+        [*(command or (sys.executable, "-m", "keap_relay_local")), *args],
         cwd=REPO,
         env=env,
         input=stdin,
@@ -29,11 +37,29 @@ def run_cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subpr
     )
 
 
-def test_help_names_every_command() -> None:
-    done = run_cli("--help")
-    assert done.returncode == 0
-    for command in ("run", "demo", "invoke"):
-        assert command in done.stdout
+@pytest.mark.parametrize("command", [(KEAP_RELAY,), (sys.executable, "-m", "keap_relay_local")], ids=["script", "-m"])
+def test_help_lists_every_command_on_one_line(command: tuple[str, ...]) -> None:
+    done = run_cli("--help", command=command)
+    assert done.returncode == 0, done.stderr
+    lines = [line.split(maxsplit=1) for line in done.stdout.splitlines()]
+    for name, entry in COMMANDS.items():
+        assert [name, entry.summary] in lines, done.stdout
+    assert {"run", "demo", "invoke", "dlq"} <= set(COMMANDS)
+
+
+def test_an_unknown_command_exits_2_with_one_line_on_stderr() -> None:
+    done = run_cli("frobnicate", command=(KEAP_RELAY,))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("keap-relay: ") and "'frobnicate'" in line
+
+
+def test_a_command_that_cannot_run_says_why_in_one_line_without_a_traceback() -> None:
+    done = run_cli("invoke", "--function", "forms", "--event", "events/forms/no-such.json", command=(KEAP_RELAY,))
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("keap-relay invoke: ") and "events/forms/no-such.json" in line
 
 
 def test_invoke_runs_a_bare_event_through_the_function_and_prints_its_result() -> None:
