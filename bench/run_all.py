@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 from charts import Bar, Group, bar_chart
@@ -34,19 +32,6 @@ VCPU_MB = 1769  # Lambda gives a function one full vCPU at 1,769 MB, a proportio
 MEMORY_SIZES = (128, 256)
 KEAP_LATENCY_MS = 100  # per Keap call, the largest latency the pipeline benchmark adds (real Keap is its own)
 AWS_CALL_MS = 5  # per DynamoDB/SQS round trip in-region (assumed, not measured here)
-
-TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
-TEMPLATES.filters.update(
-    f=format,  # {{ x|f(".2f") }}
-    g2=lambda value: f"{round(value, 2):g}",
-    mark=lambda ok: "✔" if ok else "✘",
-)
 
 
 def run_benches(out: Path, quick: bool, only: list[str]) -> dict[str, float]:
@@ -67,11 +52,9 @@ def run_benches(out: Path, quick: bool, only: list[str]) -> dict[str, float]:
 
 
 def load(out: Path) -> dict[str, Any]:
-    figures = {name: None for name in BENCHES}
-    for name in BENCHES:
-        if (out / f"{name}.json").exists():
-            figures[name] = json.loads((out / f"{name}.json").read_text())
-    return figures
+    """Each benchmark's figures, None for one that did not run."""
+    files = {name: out / f"{name}.json" for name in BENCHES}
+    return {name: json.loads(f.read_text()) if f.exists() else None for name, f in files.items()}
 
 
 def growth(latency: dict[str, Any]) -> list[dict[str, Any]]:
@@ -100,16 +83,12 @@ def charts(d: dict[str, Any], docs: Path) -> list[str]:
     if d["pipeline"]:
         p = d["pipeline"]["cpu"]
         bound, within = 1.1 * p["sequential_cpu_ms"], "target ≤ 1.1× one by one"
+        keap = [
+            Bar("xmlrpc.client, one by one", p["sequential_cpu_ms"], "baseline"),
+            Bar("Pipeline.process", p["pipeline_cpu_ms"]),
+        ]
         groups = [
-            Group(
-                "Form event, Keap path",
-                [
-                    Bar("xmlrpc.client, one by one", p["sequential_cpu_ms"], "baseline"),
-                    Bar("Pipeline.process", p["pipeline_cpu_ms"]),
-                ],
-                bound,
-                within,
-            ),
+            Group("Form event, Keap path", keap, bound, within),
             Group("Form event, SQS worker path", [Bar("as deployed", p["worker_cpu_ms"], "other")], bound, within),
         ]
         if p.get("kinds"):
@@ -135,29 +114,20 @@ def charts(d: dict[str, Any], docs: Path) -> list[str]:
     if d["coldstart"]:
         rows = d["coldstart"]["rows"]
         bars = [
-            Bar(
-                r["case"],
-                r["cold_ms"],
-                "baseline" if r["case"].startswith("baseline") else "relay",
-                note=f"{r['cold_ms']:.0f} ({r['ratio']:.2f}×), {r['rss_mb']:.0f} MB",
-            )
+            Bar(r["case"], r["cold_ms"], "relay", f"{r['cold_ms']:.0f} ({r['ratio']:.2f}×), {r['rss_mb']:.0f} MB")
             for r in rows
         ]
+        for bar in bars[:2]:
+            bar.color = "baseline"  # import boto3; the same and one SendMessage
         groups = [Group("import + first call (peak RSS after)", bars)]
         target = (rows[0]["cold_ms"] * 1.3, "target ≤ 1.3× import boto3")
         draw("coldstart", "Cold start in a fresh process", groups, "ms", target=target)
     if d["ingest"]:
         i = d["ingest"]
-        groups = [
-            Group(
-                pct,
-                [
-                    Bar("stand-in, no work", i["standin"][f"{pct}_ms"], "baseline"),
-                    Bar("forms function", i["relay"][f"{pct}_ms"]),
-                ],
-            )
-            for pct in ("p50", "p90", "p99")
-        ]
+        groups = []
+        for pct in ("p50", "p90", "p99"):
+            base, relay = i["standin"][f"{pct}_ms"], i["relay"][f"{pct}_ms"]
+            groups.append(Group(pct, [Bar("stand-in, no work", base, "baseline"), Bar("forms function", relay)]))
         draw("ingest", "Webhook in to 202 through the local gateway", groups, "ms")
     if d["quota"]:
         q = d["quota"]
@@ -287,10 +257,10 @@ def main() -> None:
         "date": run["date"],
         "minutes": seconds / 60,
     }
-    (common.DOCS / "benchmarks.md").write_text(TEMPLATES.get_template("benchmarks.md.j2").render(page))
+    (common.DOCS / "benchmarks.md").write_text(common.render("benchmarks.md.j2", **page))
     model = cost_model(figures)
     if model:
-        text = TEMPLATES.get_template("cost-model.md.j2").render(model, quota=figures["quota"], **page)
+        text = common.render("cost-model.md.j2", **model, quota=figures["quota"], **page)
         (common.DOCS / "cost-model.md").write_text(text)
     print(f"wrote docs/benchmarks.md, docs/cost-model.md and {len(page['charts'])} charts in {seconds / 60:.1f} min")
 
