@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -44,6 +47,27 @@ def machine() -> str:
 
 def today() -> str:
     return time.strftime("%Y-%m-%d")
+
+
+def render(template: str, **context) -> str:
+    """A report from its Jinja2 template in bench/templates/ (jinja2 is in the `bench` extra, loaded here only)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        f=format,  # {{ x|f(".2f") }}
+        g2=lambda value: f"{round(value, 2):g}",
+        mark=lambda ok: "✔" if ok else "✘",
+        pairs=lambda items: ", ".join(f"{k} {v}" for k, v in dict(items).items()),  # {a: 1} -> "a 1"
+        counts=lambda values: ", ".join(f"{k} ×{n}" for k, n in sorted(Counter(values).items())),
+    )
+    return env.get_template(template).render(context)
 
 
 def free_port() -> int:
@@ -135,6 +159,67 @@ def aws_env(moto_url: str) -> dict[str, str]:
     return {**FAKE_AWS, "AWS_ENDPOINT_URL": moto_url, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
 
 
+def function_env(spec, function: str, deployed, moto_url: str, keap: str, **wiring) -> dict[str, str]:
+    """A function's environment as the local stack wires it, with Keap at the emulator `keap` (its base URL)."""
+    from keap_relay_local.stack import function_environment
+
+    return function_environment(
+        spec,
+        function,
+        deployed,
+        moto_url=moto_url,
+        region=REGION,
+        keap_url=keap + "/crm/xmlrpc/v1",
+        keap_api_key=EMULATOR_KEY,
+        **wiring,
+    )
+
+
+def sample_event(word: str, email: str | None = None) -> dict:
+    """The kind's sample (events/<folder>/sqs.json) with a fresh id and email, so idempotency never short-cuts
+    it: what the shipped routes act on. `word` names the kind any way the kinds table knows."""
+    from keap_relay.events.kinds import kind_named
+
+    sample = json.loads((ROOT / "events" / kind_named(word).folder / "sqs.json").read_text())
+    body = json.loads(sample["Records"][0]["body"])
+    body["id"] = f"bench-{uuid.uuid4().hex}"
+    body["contact"]["email"] = email or f"bench-{uuid.uuid4().hex[:10]}@example.com"
+    return body
+
+
+def signed_webhook(event: dict) -> tuple[bytes, dict[str, str]]:
+    """A canonical event as the generic source sends it: compact JSON, signed by the source adapter with the
+    local secret; the body and its headers."""
+    from keap_relay.events.sources import sign_request
+    from keap_relay_local.defaults import LOCAL_WEBHOOK_SECRET
+
+    signed = sign_request("generic", json.dumps(event, separators=(",", ":")).encode(), LOCAL_WEBHOOK_SECRET)
+    return signed.body, signed.headers
+
+
+def webhook_event(event: dict) -> dict:
+    """API Gateway's event for a signed generic webhook carrying `event` (the function's http-generic.json)."""
+    from keap_relay.events.kinds import by_name
+
+    sample = json.loads((ROOT / "events" / by_name(event["kind"]).folder / "http-generic.json").read_text())
+    body, headers = signed_webhook(event)
+    sample["headers"].update(headers, **{"content-length": str(len(body))})
+    return {**sample, "body": body.decode()}
+
+
+def sqs_event(event: dict, queue_arn: str) -> dict:
+    """Lambda's SQS event for a batch of one message carrying `event`, received once."""
+    from keap_relay_local.poller import build_sqs_event
+
+    message = {
+        "MessageId": uuid.uuid4().hex,
+        "ReceiptHandle": uuid.uuid4().hex,
+        "Body": json.dumps(event),
+        "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000))},
+    }
+    return build_sqs_event([message], queue_arn, REGION)
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """The p-th percentile (0..100) by linear interpolation."""
     ordered = sorted(values)
@@ -155,6 +240,14 @@ def save(name: str, data: dict, out_dir: Path | None) -> None:
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{name}.json").write_text(json.dumps(data, indent=1, default=str))
+
+
+def cli(doc: str, quick: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: --quick (`quick` says what it shortens) and --out, for run_all.py."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--out", type=Path, help="write the figures as JSON into this folder")
+    return parser
 
 
 @contextlib.contextmanager

@@ -5,10 +5,6 @@ Run: python bench/bench_codec.py [--quick]
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import sys
 import timeit
 import xmlrpc.client
@@ -18,12 +14,13 @@ from pathlib import Path
 
 import xmltodict
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "shared"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common
 
-from keap_relay.keap import codec  # noqa: E402
+from keap_relay.keap import codec
 
-DOC = ROOT / "docs" / "benchmarks-codec.md"
+ROOT = common.ROOT
+DOC = common.DOCS / "benchmarks-codec.md"
 
 # Targets from the brief: decode at most 1.15 times bare xmltodict.parse; encode no slower than dumps.
 DECODE_TARGET = 1.15
@@ -98,10 +95,8 @@ def best_of(fn, number: int, repeat: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser = common.cli(__doc__, "fewer repeats (a smoke run)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
-    parser.add_argument("--out", type=Path, help="also write the figures as JSON into this folder (run_all.py)")
     args = parser.parse_args()
     repeat = 3 if args.quick else 15
 
@@ -188,67 +183,33 @@ def main() -> int:
         ("defaults + DOCTYPE-refusing expat", safe),
     ]
     n_opt = 3 if args.quick else 5
-    option_rows = []
-    base = None
-    for label, options in option_sets:
-        seconds = best_of(lambda options=options: xmltodict.parse(compact, **options), n_opt, repeat)
-        base = base or seconds
-        option_rows.append(f"| {label} | {seconds * 1e3:.2f} ms | {seconds / base:.2f} |")
-    options_text = "\n".join(
-        ["| xmltodict.parse options | best time | ratio to defaults |", "|---|---|---|", *option_rows]
+    options = [
+        (label, best_of(lambda options=options: xmltodict.parse(compact, **options), n_opt, repeat))
+        for label, options in option_sets
+    ]
+    machine = f"{common.machine()}, xmltodict {metadata.version('xmltodict')}"
+    page = common.render(
+        "benchmarks-codec.md.j2",
+        repeat=repeat,
+        machine=machine,
+        rows=rows,
+        options=options,
+        indented_ratio=indented_ratio,
     )
-    print(options_text + "\n")
-
-    table = ["| case | implementation | best time | ratio to reference | target |", "|---|---|---|---|---|"]
-    for case, impl, seconds, ratio, target in rows:
-        shown = f"{seconds * 1e3:.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} µs"
-        table.append(f"| {case} | {impl} | {shown} | {ratio} | {target} |")
-    text = "\n".join(table)
-    print(text)
-
-    machine = (
-        f"Python {platform.python_version()} ({platform.python_implementation()}), xmltodict "
-        f"{metadata.version('xmltodict')}, {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs ({platform.processor() or 'unknown processor'})"
-    )
+    print(page)
     ok = decode_ratio <= DECODE_TARGET and encode_ratio <= ENCODE_TARGET
     if not args.no_write and not args.quick:
-        DOC.parent.mkdir(exist_ok=True)
-        DOC.write_text(
-            "# Codec benchmark\n\n"
-            "Produced by `python bench/bench_codec.py` (writes this file; `--quick` for a smoke run that does "
-            "not). Each time is the best of "
-            f"{repeat} repeats (timeit), per call. Inputs are built in Keap's wire style: a 1,000-contact "
-            "`findByEmail` response (untyped strings, `<i4>`, `dateTime.iso8601`, 11 fields each) and a 50-field "
-            "`ContactService.add` call (strings, some needing escapes, ints, datetimes).\n\n"
-            f"Machine: {machine}.\n\n"
-            f"{text}\n\n"
-            "Targets: decode at most 1.15 × bare `xmltodict.parse` (default options) on the same bytes; encode no "
-            "slower than `xmlrpc.client.dumps`. `xmltodict.unparse` is shown for scale only (it is given every "
-            "value as a string, so it does less work than a real encoder).\n\n"
-            "Parse options, timed on the compact response (parse only, no walk):\n\n"
-            f"{options_text}\n\n"
-            "How the decode stays within its budget: `xml_attribs=False` saves 5–10% of the parse, "
-            "which pays for `strip_whitespace=False` (needed: whitespace in strings is data); `force_list` for "
-            "value/member/param costs more (see the options table) than letting the walk accept one child or a "
-            "list, so it is not used; the walk inlines the untyped-string case; dates use `datetime.fromisoformat`, "
-            "about 40× faster than `strptime`. The encoder caches escaped member names and appends each plain "
-            "string member in one step; dates use `isoformat`.\n\n"
-            "Timings on a shared 2-core machine vary by ±10% between runs; ratios are steadier than times.\n"
-            f"Decode ratio on the indented layout: {indented_ratio:.2f}.\n"
-        )
-        print(f"\nwrote {DOC.relative_to(ROOT)}")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        figures = {
-            "decode_ratio": decode_ratio,
-            "indented_ratio": indented_ratio,
-            "encode_ratio": encode_ratio,
-            "rows": rows,
-            "repeat": repeat,
-            "command": "bench/bench_codec.py" + (" --quick" if args.quick else ""),
-        }
-        (args.out / "codec.json").write_text(json.dumps(figures, indent=1))
+        DOC.write_text(page)
+        print(f"wrote {DOC.relative_to(ROOT)}")
+    figures = {
+        "decode_ratio": decode_ratio,
+        "indented_ratio": indented_ratio,
+        "encode_ratio": encode_ratio,
+        "rows": rows,
+        "repeat": repeat,
+        "command": "bench/bench_codec.py" + (" --quick" if args.quick else ""),
+    }
+    common.save("codec", figures, args.out)
     print(
         f"\ndecode ratio {decode_ratio:.2f} (target ≤ {DECODE_TARGET}), "
         f"encode ratio {encode_ratio:.2f} (target ≤ {ENCODE_TARGET}): {'met' if ok else 'NOT met'}"

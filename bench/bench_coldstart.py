@@ -18,10 +18,7 @@ shared/ too (e.g. `git worktree add /tmp/before HEAD`), in the same rounds, and 
 
 from __future__ import annotations
 
-import argparse
 import compileall
-import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -36,8 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 
-FUNCTIONS = {"forms": "form_submission", "purchases": "purchase", "unsubscribes": "unsubscribe"}
-SAMPLE_SECRET = "local-dev-secret"
+from keap_relay.events.kinds import FOLDERS, kind_named
 
 BASELINE_IMPORT = "import boto3\n\n\ndef handler(event, context):\n    return {'statusCode': 202, 'body': ''}\n"
 BASELINE_SEND = (
@@ -48,34 +44,12 @@ BASELINE_SEND = (
 )
 
 
-def canonical(function: str) -> dict[str, Any]:
-    """The function's generic sample event with a fresh id (and email), so idempotency never short-cuts it."""
-    sample = json.loads((common.ROOT / "events" / function / "sqs.json").read_text())
-    body = json.loads(sample["Records"][0]["body"])
-    body["id"] = f"bench-{uuid.uuid4().hex}"
-    body["contact"]["email"] = f"cold-{uuid.uuid4().hex[:10]}@example.com"
-    return body
-
-
 def http_event(function: str) -> dict[str, Any]:
-    event = json.loads((common.ROOT / "events" / function / "http-generic.json").read_text())
-    body = json.dumps(canonical(function), separators=(",", ":"))
-    signature = hmac.new(SAMPLE_SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
-    event["body"] = body
-    event["headers"]["x-relay-signature"] = f"sha256={signature}"
-    event["headers"]["content-length"] = str(len(body))
-    return event
+    return common.webhook_event(common.sample_event(function))
 
 
-def sqs_event(function: str) -> dict[str, Any]:
-    event = json.loads((common.ROOT / "events" / function / "sqs.json").read_text())
-    record = event["Records"][0]
-    record["body"] = json.dumps(canonical(function), separators=(",", ":"))
-    record["md5OfBody"] = hashlib.md5(record["body"].encode()).hexdigest()
-    record["messageId"] = str(uuid.uuid4())
-    record["attributes"]["SentTimestamp"] = str(int(time.time() * 1000))
-    event["Records"] = [record]
-    return event
+def sqs_event(function: str, deployed: Any) -> dict[str, Any]:
+    return common.sqs_event(common.sample_event(function), deployed.queue_arns[kind_named(function).queue])
 
 
 def one_run(
@@ -168,7 +142,7 @@ def run(
     secrets_manager: bool = False,
     no_pyc: bool = False,
 ) -> dict[str, Any]:
-    from keap_relay_local.stack import DEFAULT_WEBHOOK_SECRETS, function_environment
+    from keap_relay_local.defaults import DEFAULT_WEBHOOK_SECRETS
 
     runs = runs or (2 if quick else 5)
     cases: dict[str, dict[str, Any]] = {}
@@ -180,15 +154,13 @@ def run(
             base_env["PYTHONDONTWRITEBYTECODE"] = "1"
         secrets = deployed_secrets(moto_url, DEFAULT_WEBHOOK_SECRETS) if secrets_manager else {}
         envs = {}
-        for function in FUNCTIONS:
-            env = function_environment(
+        for function in FOLDERS:
+            env = common.function_env(
                 spec,
                 function,
                 deployed,
-                moto_url=moto_url,
-                region=common.REGION,
-                keap_url=keap + "/crm/xmlrpc/v1",
-                keap_api_key=common.EMULATOR_KEY,
+                moto_url,
+                keap,
                 routes_file=common.ROOT / "config" / "routes.yaml",
                 webhook_secrets=DEFAULT_WEBHOOK_SECRETS,
                 # The shared budget books every call in DynamoDB as deployed, at a rate that never makes the
@@ -210,7 +182,7 @@ def run(
         if no_pyc or also:  # each tree as a copy, so all compile alike (or none is compiled, with --no-pyc)
             trees = [(label, tree_copy(root, tmp / f"tree-{i}", not no_pyc)) for i, (label, root) in enumerate(trees)]
         for label, root in trees:
-            for function in FUNCTIONS:
+            for function in FOLDERS:
                 code = root / "functions" / function
                 cases[f"{function}: webhook → 202{label}"] = {
                     "code": code,
@@ -222,7 +194,7 @@ def run(
                     "code": code,
                     "layer": root / "shared",
                     "env": envs[function],
-                    "events": lambda f=function: [sqs_event(f), sqs_event(f)],
+                    "events": lambda f=function: [sqs_event(f, deployed), sqs_event(f, deployed)],
                 }
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
         for _ in range(runs):  # rounds over all cases, so drift on a shared machine hits all alike
@@ -274,8 +246,7 @@ def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 runs per case instead of 5")
+    parser = common.cli(__doc__, "2 runs per case instead of 5")
     parser.add_argument("--runs", type=int, help="runs per case")
     parser.add_argument(
         "--importtime",
@@ -295,7 +266,6 @@ def main() -> None:
     parser.add_argument(
         "--no-pyc", action="store_true", help="keap-relay's code without .pyc (a layer built without bytecode)"
     )
-    parser.add_argument("--out", type=Path, help="write the figures as JSON into this folder")
     args = parser.parse_args()
     data = run(args.quick, args.runs, args.importtime, args.also, args.secrets_manager, args.no_pyc)
     if data["top_imports"]:

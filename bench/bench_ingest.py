@@ -11,17 +11,12 @@ it runs in other containers).
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import hmac
 import http.client
 import http.server
-import json
 import sys
 import tempfile
 import textwrap
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +24,6 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 
-SECRET = "local-dev-secret"
 WARMUP = 10
 
 STANDIN_TEMPLATE = textwrap.dedent("""\
@@ -50,7 +44,6 @@ STANDIN_TEMPLATE = textwrap.dedent("""\
 STANDIN_HANDLER = textwrap.dedent("""\
     import json
 
-
     def handler(event, context):
         return {"statusCode": 202, "headers": {"content-type": "application/json"},
                 "body": json.dumps({"status": "queued", "id": "standin"})}
@@ -58,17 +51,7 @@ STANDIN_HANDLER = textwrap.dedent("""\
 
 
 def signed_request() -> tuple[bytes, dict[str, str]]:
-    event = {
-        "kind": "form_submission",
-        "source": "generic",
-        "id": f"ingest-{uuid.uuid4().hex}",
-        "occurred_at": "2026-11-26T10:00:00Z",
-        "contact": {"email": f"ingest-{uuid.uuid4().hex[:10]}@example.com", "first_name": "Ada"},
-        "form": {"id": "lT4Z3j", "name": "Webinar sign-up"},
-    }
-    body = json.dumps(event, separators=(",", ":")).encode()
-    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return body, {"content-type": "application/json", "x-relay-signature": signature}
+    return common.signed_webhook(common.sample_event("form_submission"))
 
 
 def drive(url: str, n: int) -> list[float]:
@@ -146,10 +129,8 @@ def run(quick: bool = False, requests: int | None = None) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100 requests instead of 400")
+    parser = common.cli(__doc__, "100 requests instead of 400")
     parser.add_argument("--requests", type=int, help="requests per run")
-    parser.add_argument("--out", type=Path, help="write the figures as JSON into this folder")
     args = parser.parse_args()
     common.save("ingest", run(args.quick, args.requests), args.out)
 

@@ -10,7 +10,6 @@ docs/benchmarks.md.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import io
 import json
@@ -32,6 +31,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")  # as deployed (LogLevel d
 
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import Pipeline
+from keap_relay.events.kinds import KINDS, by_name
 from keap_relay.keap import client as keap_client
 
 SEQUENCE = 11
@@ -82,18 +82,6 @@ def pipeline_for(url: str, routes: str, **extra: Any) -> Pipeline:
         kind="form_submission", keap_url=url, routes_file=routes, keap_api_key_env=common.EMULATOR_KEY, **extra
     )
     return Pipeline("form_submission", settings)
-
-
-def sqs_event(ev: dict[str, Any], arn: str) -> dict[str, Any]:
-    from keap_relay_local.poller import build_sqs_event
-
-    message = {
-        "MessageId": uuid.uuid4().hex,
-        "ReceiptHandle": uuid.uuid4().hex,
-        "Body": json.dumps(ev),
-        "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000))},
-    }
-    return build_sqs_event([message], arn, common.REGION)
 
 
 class CodecMeter:
@@ -156,7 +144,7 @@ def cpu_section(n: int, tmp: Path, moto_url: str, profile: bool) -> dict[str, An
         )
         arn = deployed.queue_arns["FormsQueue"]
         with common.muted():
-            worker.handle(sqs_event(event("warm"), arn))
+            worker.handle(common.sqs_event(event("warm"), arn))
         # Interleaved rounds, best of each: a shared 2-core machine drifts; ratios within a round are fair.
         rounds = 5
         seq_cpu, pipe_cpu, serial_cpu, worker_cpu, codec_share = [], [], [], [], []
@@ -167,7 +155,7 @@ def cpu_section(n: int, tmp: Path, moto_url: str, profile: bool) -> dict[str, An
             with CodecMeter() as meter:  # its own pass: the meter's timers are not part of the figure above
                 metered = timed(pipe.process, [event("pipe") for _ in range(n // 2)])[1]
             codec_share.append(meter.cpu / (n // 2) / metered)
-            worker_cpu.append(timed(worker.handle, [sqs_event(event("sqs"), arn) for _ in range(n)])[1])
+            worker_cpu.append(timed(worker.handle, [common.sqs_event(event("sqs"), arn) for _ in range(n)])[1])
         out.update(
             sequential_cpu_ms=min(seq_cpu) * 1e3,
             pipeline_cpu_ms=min(pipe_cpu) * 1e3,
@@ -178,24 +166,14 @@ def cpu_section(n: int, tmp: Path, moto_url: str, profile: bool) -> dict[str, An
         if profile:
             out["profile_pipeline"] = profile_run(pipe, pipe.process, [event("prof") for _ in range(n)])
             out["profile_worker"] = profile_run(
-                worker, worker.handle, [sqs_event(event("prof"), arn) for _ in range(n)]
+                worker, worker.handle, [common.sqs_event(event("prof"), arn) for _ in range(n)]
             )
         out["kinds"] = per_kind(url, deployed, max(20, n // 2))
         out["ingest"] = ingest_cpu(deployed, max(40, n))
     return out
 
 
-KIND_FUNCTIONS = {"form_submission": "forms", "purchase": "purchases", "unsubscribe": "unsubscribes"}
 SHIPPED_ROUTES = common.ROOT / "config" / "routes.yaml"
-
-
-def sample_event(kind: str, email: str | None = None) -> dict[str, Any]:
-    """The kind's sample (events/<fn>/sqs.json) with a fresh id and email: what the shipped routes act on."""
-    sample = json.loads((common.ROOT / "events" / KIND_FUNCTIONS[kind] / "sqs.json").read_text())
-    body = json.loads(sample["Records"][0]["body"])
-    body["id"] = uuid.uuid4().hex
-    body["contact"]["email"] = email or f"{kind[:4]}-{uuid.uuid4().hex[:10]}@example.com"
-    return body
 
 
 class AwsCalls:
@@ -222,8 +200,7 @@ def per_kind(url: str, deployed: Any, n: int) -> dict[str, Any]:
     aws = AwsCalls()
     out = {}
     emails: list[str] = []
-    for kind, function in KIND_FUNCTIONS.items():
-        queue = {"form_submission": "Forms", "purchase": "Purchases", "unsubscribe": "Unsubscribes"}[kind]
+    for kind in (k.name for k in KINDS):
         worker = Pipeline(
             kind,
             Settings(
@@ -232,27 +209,27 @@ def per_kind(url: str, deployed: Any, n: int) -> dict[str, Any]:
                 routes_file=str(SHIPPED_ROUTES),
                 keap_api_key_env=common.EMULATOR_KEY,
                 idempotency_table=deployed.table_names["IdempotencyTable"],
-                queue_url=deployed.queue_urls[f"{queue}Queue"],
-                dlq_url=deployed.queue_urls[f"{queue}DLQ"],
+                queue_url=deployed.queue_urls[by_name(kind).queue],
+                dlq_url=deployed.queue_urls[by_name(kind).dlq],
                 keap_rate_limit=WORKER_BUDGET,
             ),
         )
-        arn = deployed.queue_arns[f"{queue}Queue"]
+        arn = deployed.queue_arns[by_name(kind).queue]
 
         def make(kind: str = kind) -> dict[str, Any]:
             # Unsubscribes act on contacts the form events created, as they would in Keap.
-            body = sample_event(kind, emails.pop() if kind == "unsubscribe" and emails else None)
+            body = common.sample_event(kind, emails.pop() if kind == "unsubscribe" and emails else None)
             if kind == "form_submission":
                 emails.append(body["contact"]["email"])
             return body
 
         with common.muted():
-            worker.handle(sqs_event(make(), arn))
+            worker.handle(common.sqs_event(make(), arn))
         aws.take()
         cpu = []
         keap_calls = 0
         for _ in range(2):
-            events = [sqs_event(make(), arn) for _ in range(n)]
+            events = [common.sqs_event(make(), arn) for _ in range(n)]
             with CodecMeter() as meter:
                 cpu.append(timed(worker.handle, events)[1])
             keap_calls = meter.calls
@@ -263,7 +240,7 @@ def per_kind(url: str, deployed: Any, n: int) -> dict[str, Any]:
             "aws_calls": {name: c / (2 * n) for name, c in sorted(counts.items())},
         }
         print(
-            f"  worker path, {function}: {out[kind]['cpu_ms']:.2f} ms CPU/event, "
+            f"  worker path, {kind}: {out[kind]['cpu_ms']:.2f} ms CPU/event, "
             f"{out[kind]['keap_calls']:.1f} Keap calls, AWS calls {out[kind]['aws_calls']}"
         )
     return out
@@ -271,24 +248,10 @@ def per_kind(url: str, deployed: Any, n: int) -> dict[str, Any]:
 
 def ingest_cpu(deployed: Any, n: int) -> dict[str, Any]:
     """CPU of the ingest path per signed webhook: verify, validate, SendMessage (SQS on moto)."""
-    import hashlib
-    import hmac
-
-    from keap_relay_local.stack import DEFAULT_WEBHOOK_SECRETS
-
-    sample = json.loads((common.ROOT / "events" / "forms" / "http-generic.json").read_text())
-    secret = DEFAULT_WEBHOOK_SECRETS["generic"]
+    from keap_relay_local.defaults import DEFAULT_WEBHOOK_SECRETS
 
     def request() -> dict[str, Any]:
-        body = json.dumps({**sample_event("form_submission"), "source": "generic"}, separators=(",", ":"))
-        headers = dict(
-            sample["headers"],
-            **{
-                "content-length": str(len(body)),
-                "x-relay-signature": "sha256=" + hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest(),
-            },
-        )
-        return {**sample, "body": body, "headers": headers}
+        return common.webhook_event(common.sample_event("form_submission"))
 
     ingest = Pipeline(
         "form_submission",
@@ -414,12 +377,10 @@ def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer events (a smoke run)")
+    parser = common.cli(__doc__, "fewer events (a smoke run)")
     parser.add_argument("--events", type=int, help="events per CPU measurement")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the pipeline's CPU")
     parser.add_argument("--cpu-only", action="store_true", help="skip the added-latency runs")
-    parser.add_argument("--out", type=Path, help="write the figures as JSON into this folder")
     args = parser.parse_args()
     data = run(args.quick, args.events, args.profile, args.cpu_only)
     if args.profile:

@@ -13,7 +13,6 @@ the 240/min quota used, the budget's DynamoDB writes per Keap call, and how long
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -21,12 +20,13 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
+
+from keap_relay.events.kinds import kind_named
 
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
@@ -43,24 +43,7 @@ purchases:
     tags: [201, 202]
     action_sets: [21]
 """
-KINDS = {"forms": ("form_submission", 5), "purchases": ("purchase", 4)}  # function -> (kind, Keap calls/event)
-
-
-def event(kind: str) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "kind": kind,
-        "source": "bench",
-        "id": uuid.uuid4().hex,
-        "contact": {"email": f"quota-{uuid.uuid4().hex[:10]}@example.com"},
-    }
-    if kind == "purchase":
-        body["order"] = {
-            "id": uuid.uuid4().hex[:8],
-            "total": "49.00",
-            "currency": "USD",
-            "items": [{"sku": "COURSE-101", "quantity": 1}],
-        }
-    return body
+CALLS_PER_EVENT = {"forms": 5, "purchases": 4}  # function folder -> Keap calls per event with ROUTES
 
 
 class Meter:
@@ -102,7 +85,6 @@ def run(quick: bool = False, seconds: int | None = None) -> dict[str, Any]:
     from keap_relay_local.poller import QueuePoller
     from keap_relay_local.resources import client
     from keap_relay_local.runtime import LambdaContext
-    from keap_relay_local.stack import function_environment
 
     window = seconds or (40 if quick else 120)
     warmup = 10 if quick else 15
@@ -120,24 +102,25 @@ def run(quick: bool = False, seconds: int | None = None) -> dict[str, Any]:
         spec, deployed = common.provision(moto_url)
         sqs = client("sqs", moto_url, common.REGION)
         # A backlog that outlasts the run: ~1.5x what the quota allows.
-        per_kind = int(QUOTA_PER_MINUTE * (window + warmup) / 60 / 4.5 * 1.5 / len(KINDS)) + 10
-        for function, (kind, _) in KINDS.items():
+        per_kind = int(QUOTA_PER_MINUTE * (window + warmup) / 60 / 4.5 * 1.5 / len(CALLS_PER_EVENT)) + 10
+        for function in CALLS_PER_EVENT:
+            kind = kind_named(function).name
             url = deployed.queue_urls[spec.functions[function].queue]
             for start in range(0, per_kind, 10):
                 entries = [
-                    {"Id": str(i), "MessageBody": json.dumps(event(kind))} for i in range(min(10, per_kind - start))
+                    {"Id": str(i), "MessageBody": json.dumps(common.sample_event(kind))}
+                    for i in range(min(10, per_kind - start))
                 ]
                 sqs.send_message_batch(QueueUrl=url, Entries=entries)
         pollers = []
-        for function, (kind, _) in KINDS.items():
-            env = function_environment(
+        for function in CALLS_PER_EVENT:
+            kind = kind_named(function).name
+            env = common.function_env(
                 spec,
                 function,
                 deployed,
-                moto_url=moto_url,
-                region=common.REGION,
-                keap_url=keap + "/crm/xmlrpc/v1",
-                keap_api_key=common.EMULATOR_KEY,
+                moto_url,
+                keap,
                 routes_file=routes,
                 webhook_secrets={},
                 extra={"KEAP_RATE_LIMIT": str(int(rate)), "KEAP_MAX_CALLS_PER_SECOND": "", "RETRY_BASE_SECONDS": "1"},
@@ -216,8 +199,10 @@ def report(
         "latency_ms": LATENCY_MS,
         "containers": len(pollers),
         "events_per_min": len(applied) / minutes,
-        "events_per_min_by_kind": {k: applied.count(k) / minutes for k, _ in KINDS.values()},
-        "ceiling_events_per_min": QUOTA_PER_MINUTE / (sum(c for _, c in KINDS.values()) / len(KINDS)),
+        "events_per_min_by_kind": {
+            k: applied.count(k) / minutes for k in (kind_named(f).name for f in CALLS_PER_EVENT)
+        },
+        "ceiling_events_per_min": QUOTA_PER_MINUTE / (sum(CALLS_PER_EVENT.values()) / len(CALLS_PER_EVENT)),
         "calls_ok": ok,
         "calls_429": throttled,
         "share_429": throttled / max(1, ok + throttled),
@@ -239,10 +224,8 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a 40 s window instead of 120 s")
+    parser = common.cli(__doc__, "a 40 s window instead of 120 s")
     parser.add_argument("--seconds", type=int, help="length of the measured window")
-    parser.add_argument("--out", type=Path, help="write the figures as JSON into this folder")
     args = parser.parse_args()
     common.save("quota", run(args.quick, args.seconds), args.out)
 

@@ -15,9 +15,9 @@ never from the pipeline's account of itself. See docs/fault-injection.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import http.client
+import importlib.util
+import inspect
 import json
 import logging
 import random
@@ -36,28 +36,31 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT / "shared", ROOT / "local"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common
 
-from keap_emulator import FaultPlan  # noqa: E402
-from keap_relay.routing.keap_port import ContactServicePort  # noqa: E402
-from keap_relay.routing.plan import plan as plan_event  # noqa: E402
-from keap_relay.routing.routes import load_routes  # noqa: E402
-from keap_relay_local.dlq import DeadLetter  # noqa: E402
-from keap_relay_local.stack import LocalStack, peek_queue  # noqa: E402
+from keap_emulator import FaultPlan
+from keap_relay.events.kinds import FOLDERS, by_name
+from keap_relay.keap.client import SAFE_TO_REPEAT, ContactService
+from keap_relay.keap.errors import error_from_http
+from keap_relay.routing.keap_port import ContactServicePort
+from keap_relay.routing.plan import plan as plan_event
+from keap_relay.routing.routes import load_routes
+from keap_relay_local.dlq import DeadLetter
+from keap_relay_local.stack import LocalStack, peek_queue
 
-KINDS = {"forms": "form_submission", "purchases": "purchase", "unsubscribes": "unsubscribe"}
-FUNCTION_OF = {v: k for k, v in KINDS.items()}
-SECRET = "local-dev-secret"  # the generic source's local webhook secret (LocalStack's default)
+ROOT = common.ROOT
 RETIRED_FORM = "retired-form"  # routed to sequence 99, which the emulator's world lacks: a permanent fault
 UNKNOWN_SEQUENCE = 99
 PERMANENT_FAULT = (5, "[RecordNotFound]Record not found (injected)")
-CLIENT_READ_TIMEOUT_MS = 20_000  # keap_relay.keap.client.ContactService's default read timeout
-SLOW_ANSWER_MS = CLIENT_READ_TIMEOUT_MS + 1_500
-# Keap methods that are not safe to repeat: a second call is a second effect (client.SAFE_TO_REPEAT's complement).
-UNSAFE_METHODS = {"ContactService.runActionSequence", "ContactService.add", "ContactService.rescheduleCampaignStep"}
+# An answer slower than the client's own read timeout (its default, as the functions build it).
+READ_TIMEOUT_S = inspect.signature(ContactService).parameters["read_timeout"].default
+SLOW_ANSWER_MS = int(READ_TIMEOUT_S * 1000) + 1_500
+CALL_NAMES = ContactServicePort.call_names  # plan op -> Keap method
+# The step the pipeline runs at most once: the client never repeats it once it may have reached Keap, so an
+# unanswered call leaves its outcome unknown. The reading-back below relies on that.
+ONCE_ONLY = CALL_NAMES["run_action_set"]
+assert ONCE_ONLY not in SAFE_TO_REPEAT, f"the client now repeats {ONCE_ONLY}: revisit _unanswered_once_only_calls"
 STARTED = {"started", "restarted", "resumed"}  # sequence_starts outcomes that are a start; already_active is not
 EMULATOR_TZ = ZoneInfo("America/New_York")  # the emulator writes Keap's app-local wall time
 
@@ -68,7 +71,9 @@ class RunConfig:
 
     events: int = 2000
     seed: int = 7
-    kinds: dict[str, float] = field(default_factory=lambda: {"forms": 0.45, "purchases": 0.35, "unsubscribes": 0.20})
+    kinds: dict[str, float] = field(
+        default_factory=lambda: {"form_submission": 0.45, "purchase": 0.35, "unsubscribe": 0.20}
+    )
     channels: dict[str, float] = field(default_factory=lambda: {"http": 0.80, "eventbridge": 0.12, "sqs": 0.08})
     duplicate_share: float = 0.30  # events delivered twice or more
     third_copy_share: float = 0.25  # of those, delivered three times
@@ -91,6 +96,20 @@ class RunConfig:
     function_timeout: float | None = None  # None: the template's
     drain_timeout: float = 900.0
     http_attempts: int = 40  # a webhook sender retries a refused delivery this often, 0.5 s apart
+
+
+# The RunConfig fields the command line sets (--events, --kill-every, ...), and what to say of them.
+OPTIONS = {
+    "events": None,
+    "seed": None,
+    "outage_seconds": None,
+    "kill_every": "mean seconds between kills",
+    "send_rate": "deliveries a second",
+    "slow_windows": None,
+    "duplicate_share": None,
+    "permanent_share": None,
+    "later_copy_seconds": None,
+}
 
 
 @dataclass
@@ -165,16 +184,16 @@ def _routes_with_retired_form(directory: Path) -> Path:
 
 def _event(kind: str, number: int, email: str, rng: random.Random, permanent: bool) -> dict[str, Any]:
     event: dict[str, Any] = {
-        "kind": KINDS[kind],
+        "kind": kind,
         "source": "generic",
         "id": f"fault-{number:05d}-{rng.getrandbits(32):08x}",
         "occurred_at": "2026-11-26T10:00:00Z",
         "contact": {"email": email, "first_name": "Fault", "last_name": f"Run{number}"},
     }
-    if kind == "forms":
+    if kind == "form_submission":
         form = RETIRED_FORM if permanent else rng.choice(["lT4Z3j", "lT4Z3j", "contact-us"])
         event["form"] = {"id": form, "name": "Webinar sign-up" if form == "lT4Z3j" else "Contact us"}
-    elif kind == "purchases":
+    elif kind == "purchase":
         sku, total = rng.choice([("COURSE-101", "49.00"), ("COURSE-101", "149.00"), ("BOOK-7", "120.00")])
         item = {"sku": sku, "product_id": "7", "name": sku, "quantity": 1, "unit_price": total}
         event["order"] = {"id": f"o{number}", "total": total, "currency": "USD", "items": [item]}
@@ -187,12 +206,12 @@ def build_workload(cfg: RunConfig) -> tuple[list[dict[str, Any]], list[Delivery]
     """The unique events, their deliveries in time order, and the emails to create before (unsubscribers)."""
     rng = random.Random(cfg.seed)
     kinds = rng.choices(list(cfg.kinds), weights=list(cfg.kinds.values()), k=cfg.events)
-    forms = [i for i, k in enumerate(kinds) if k == "forms"]
+    forms = [i for i, k in enumerate(kinds) if k == "form_submission"]
     routed_to_99 = set(rng.sample(forms, min(len(forms), round(cfg.events * cfg.permanent_share / 2))))
     events, seeded = [], []
     for number, kind in enumerate(kinds):
         email = f"fault-{cfg.seed}-{number:05d}@example.com"
-        if kind == "unsubscribes":
+        if kind == "unsubscribe":
             seeded.append(email)
         events.append(_event(kind, number, email, rng, number in routed_to_99))
 
@@ -250,15 +269,13 @@ class Sender:
         self._lock = threading.Lock()
 
     def deliver(self, delivery: Delivery) -> None:
-        kind = FUNCTION_OF[delivery.event["kind"]]
-        getattr(self, f"_{delivery.channel}")(kind, delivery.event)
+        folder = by_name(delivery.event["kind"]).folder
+        getattr(self, f"_{delivery.channel}")(folder, delivery.event)
         with self._lock:
             self.by_channel[delivery.channel] += 1
 
     def _http(self, kind: str, event: dict[str, Any]) -> None:
-        body = json.dumps(event, separators=(",", ":")).encode()
-        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        headers = {"content-type": "application/json", "x-relay-signature": signature}
+        body, headers = common.signed_webhook(event)
         for attempt in range(self.cfg.http_attempts):
             try:
                 status = _post(self.stack.webhook_url(kind), body, headers)
@@ -349,7 +366,7 @@ class Killer(threading.Thread):
         if self.cfg.kill_every <= 0:
             return
         while not self.stop.wait(self.rng.expovariate(1 / self.cfg.kill_every)) and time.time() < self.until:
-            function = self.rng.choice(list(KINDS))
+            function = self.rng.choice(FOLDERS)
             deadline = time.monotonic() + 3
             while not self.stack.poller_busy(function) and time.monotonic() < deadline and not self.stop.is_set():
                 time.sleep(0.01)
@@ -377,10 +394,9 @@ def _expected(event: dict[str, Any], routes: Any) -> dict[str, Any]:
     ops: dict[str, list[Any]] = defaultdict(list)
     for call in planned.follow_ups:
         ops[call.op].append(call.args[0] if call.args else None)
-    names = ContactServicePort.call_names
     return {
         "calls": 1 + len(planned.follow_ups),
-        "methods": Counter([names[planned.first.op], *(names[c.op] for c in planned.follow_ups)]),
+        "methods": Counter(CALL_NAMES[c.op] for c in (planned.first, *planned.follow_ups)),
         "tags": set(ops["apply_tag"]),
         "removed_tags": set(ops["remove_tag"]),
         "sequences": set(ops["start_sequence"]),
@@ -409,32 +425,35 @@ def _missing(model: Any, event: dict[str, Any], want: dict[str, Any], starts: An
 def _unanswered_once_only_calls(
     model: Any, event: dict[str, Any], calls: list[dict[str, Any]], first_sent: float
 ) -> list[str]:
-    """runActionSequence calls between the event's first delivery and its last effect that Keap did not apply
-    but whose failure says "may have been delivered" (a 502, a connection dropped before the answer): the
-    pipeline records such a step as outcome-unknown and never repeats it."""
+    """Once-only calls (runActionSequence) between the event's first delivery and its last effect that Keap did
+    not apply but whose failure says "may have been delivered" (a 502, a connection dropped before the answer):
+    the pipeline records such a step as outcome-unknown and never repeats it."""
     ids = model.find_ids_by_email(event["contact"]["email"])
     times = [_epoch(row["at"]) for cid in ids for row in model.tag_applications(cid)]
     high = max(times, default=first_sent) + 3
     return [
         c["injected"] if c["injected"] != "5xx" else str(c["http_status"])
         for c in calls
-        if c["method"] == "ContactService.runActionSequence"
+        if c["method"] == ONCE_ONLY
         and not c["applied"]
         and first_sent - 1 <= c["at"] <= high
-        and (c["injected"] == "drop" or c["http_status"] in MAYBE_DELIVERED_STATUSES)
+        and (c["injected"] == "drop" or maybe_delivered(c["http_status"]))
     ]
 
 
 def _read_dead_letters(stack: LocalStack) -> list[DeadLetter]:
     letters = []
-    for function in KINDS:
+    for function in FOLDERS:
         for raw in peek_queue(stack.sqs, stack.dlq_url(function)):
             letters.append(DeadLetter(raw["message_id"], raw["body"], raw["attributes"], raw["system_attributes"]))
     return letters
 
 
-# Gateway statuses the client treats as "Keap may have acted" (KeapServerError); a 503 says it did not.
-MAYBE_DELIVERED_STATUSES = {500, 502, 504}
+def maybe_delivered(status: int | None) -> bool:
+    """Whether the client reads an HTTP status as "Keap may have acted" (a 502 does; a 503 says it did not)."""
+    return bool(status and status >= 400 and error_from_http(status, b"").maybe_delivered)
+
+
 # Injections after which Keap has applied the call but the client has no answer it can read.
 LOST_ANSWERS = {"drop", "malformed"}
 # A checkpoint is written within milliseconds of Keap's answer; the emulator stamps effects to the second.
@@ -478,8 +497,8 @@ def _duplicates(
         if row["seq"] > baseline["runs"]:
             runs[(row["contact_id"], row["action_set_id"])].append(_epoch(row["at"]))
     for what, table, method in (
-        ("sequence started twice", starts, "ContactService.addToCampaign"),
-        ("action set run twice", runs, "ContactService.runActionSequence"),
+        ("sequence started twice", starts, CALL_NAMES["start_sequence"]),
+        ("action set run twice", runs, CALL_NAMES["run_action_set"]),
     ):
         for (contact, thing), times in table.items():
             if len(times) > 1:
@@ -492,7 +511,7 @@ def _duplicates(
                         "times": sorted(times),
                         "method": method,
                         "event_id": event.get("id"),
-                        "function": FUNCTION_OF.get(event.get("kind", ""), "?"),
+                        "function": by_name(event["kind"]).folder if event else "?",
                         "extra": len(times) - 1,
                     }
                 )
@@ -558,7 +577,7 @@ def run(cfg: RunConfig, log: Any = print) -> Report:
             letters = _read_dead_letters(stack)
             queued = {
                 json.loads(m["body"]).get("id")
-                for function in KINDS
+                for function in FOLDERS
                 for m in peek_queue(stack.sqs, stack.queue_url(function))
             }
             owners = {}
@@ -669,95 +688,31 @@ def _count_calls(report: Report, calls: list[dict[str, Any]], faults: FaultSched
 
 def render(report: Report) -> str:
     """The figures, as the table in docs/fault-injection.md."""
-    r = report
-    lines = [
-        f"targets met: {meets_targets(r)}",
-        "",
-        f"events {r.events} · deliveries {r.deliveries.get('total')} ({r.deliveries.get('duplicates')} duplicates;"
-        f" http {r.deliveries.get('http', 0)}, eventbridge {r.deliveries.get('eventbridge', 0)},"
-        f" sqs {r.deliveries.get('sqs', 0)}) · wall {r.wall_seconds} s · drained {r.drained}",
-        "",
-        "| outcome | count |",
-        "|---|---|",
-        f"| applied exactly once | {r.applied_once} |",
-        f"|   of which also left a DLQ entry from an earlier delivery | {r.applied_with_stale_dlq_entry} |",
-        f"| in the DLQ with a reason | {r.dead_lettered} ({', '.join(f'{k} {v}' for k, v in r.dead_letter_reasons.items())}) |",  # noqa: E501
-        f"| DLQ entries without a permanent reason | {r.dlq_entries_without_permanent_reason} of {r.dlq_entries} |",
-        f"| still queued | {r.still_queued} |",
-        f"| **lost** (an expected effect missing, no DLQ entry) | **{r.lost}** |",
-        f"|   of which a once-only step recorded outcome-unknown and never run (Keap had not run it) | {r.lost_to_unknown_outcomes} |",  # noqa: E501
-        f"| duplicate effects (sequence started / action set run twice) | {r.duplicate_effects} |",
-        f"|   **outside crash windows** | **{r.duplicate_effects - r.duplicates_in_crash_windows}** |",
-        f"|   in crash windows (a kill between Keap's answer and the checkpoint) | {r.duplicates_in_crash_windows} |",
-        f"|   after a lost answer (Keap applied a non-repeatable call; its answer was dropped, garbled or too slow) | {r.duplicates_after_lost_answers} |",  # noqa: E501
-        f"|   unexplained | {r.duplicates_unexplained} |",
-        f"| functions killed (mid-batch) | {r.kills} ({r.kills_mid_batch}) |",
-        f"| Keap calls made | {r.calls_made} |",
-        f"|   with an injected failure | {sum(r.calls_injected.values())} ({', '.join(f'{k} {v}' for k, v in sorted(r.calls_injected.items()))}) |",  # noqa: E501
-        f"|   answered normally (outside injected failures) | {r.calls_clean} |",
-        f"| minimum needed (one clean run of every event) | {r.calls_minimum} |",
-        f"| **calls outside injected failures / minimum** | **{r.clean_ratio:.3f}** |",
-        f"| share of calls outside the outage failing transiently | {r.transient_share_outside_outage:.1%} |",
-        f"| webhook re-sends after a refused delivery (function killed) | {r.sender_retries} |",
-        f"| webhooks never accepted | {r.webhooks_never_accepted} |",
-        "",
-        "| Keap method | minimum | answered normally | injected failure |",
-        "|---|---|---|---|",
-        *(
-            f"| {m} | {row['minimum']} | {row['clean']} | {row['injected']} |"
-            for m, row in sorted(r.calls_by_method.items())
-        ),
-        "",
-    ]
-    for lost in r.lost_details:
-        nearby = Counter(lost["unanswered_once_only_calls"])
-        lines.append(
-            f"- lost: event {lost['event_id']} ({lost['kind']}): {', '.join(lost['missing'])}; {lost['cause']}"
-            f" (unanswered runActionSequence calls while it was pending: "
-            f"{', '.join(f'{k} ×{v}' for k, v in sorted(nearby.items())) or 'none'})"
-        )
-    for dup in r.duplicate_details:
-        lines.append(
-            f"- {dup['effect']}: contact {dup['contact']} id {dup['id']} (event {dup['event_id']}, {dup['function']}),"
-            f" {dup['cause']}: {dup['kills_that_could_have_caused_it']} kill(s),"
-            f" {dup['lost_answers_that_could_have_caused_it']} lost answer(s)"
-            f" ({', '.join(dup['lost_answer_kinds']) or '-'}) could have caused it"
-        )
-    return "\n".join(lines)
+    return common.render("fault-run.md.j2", r=report, met=meets_targets(report)).rstrip("\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = RunConfig()
-    parser.add_argument("--events", type=int, default=defaults.events)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--outage-seconds", type=float, default=defaults.outage_seconds)
-    parser.add_argument("--kill-every", type=float, default=defaults.kill_every, help="mean seconds between kills")
-    parser.add_argument("--send-rate", type=float, default=defaults.send_rate, help="deliveries a second")
-    parser.add_argument("--slow-windows", type=int, default=defaults.slow_windows)
-    parser.add_argument("--duplicate-share", type=float, default=defaults.duplicate_share)
-    parser.add_argument("--permanent-share", type=float, default=defaults.permanent_share)
-    parser.add_argument("--later-copy-seconds", type=float, nargs=2, default=defaults.later_copy_seconds)
+    for name, help in OPTIONS.items():
+        value = getattr(defaults, name)
+        nargs = len(value) if isinstance(value, tuple) else None
+        kind = type(value[0] if nargs else value)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, nargs=nargs, default=value, help=help)
     parser.add_argument("--function-timeout", type=float, default=None, help="seconds (default: the template's)")
     parser.add_argument("--json", type=Path, help="write the report as JSON here")
     parser.add_argument("--render", type=Path, metavar="JSON", help="print a report saved with --json; run nothing")
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("jinja2") is None:  # fail now, not after a run of several minutes
+        parser.error("the report is rendered with jinja2: `make bench` installs it (pip install -e '.[bench]')")
     if args.render:
         saved = json.loads(args.render.read_text(encoding="utf-8"))
         report = Report(**{f.name: saved[f.name] for f in fields(Report) if f.name in saved})
         print(render(report))
         return 0 if meets_targets(report) else 1
     cfg = RunConfig(
-        events=args.events,
-        seed=args.seed,
-        outage_seconds=args.outage_seconds,
-        kill_every=args.kill_every,
-        send_rate=args.send_rate,
-        slow_windows=args.slow_windows,
-        duplicate_share=args.duplicate_share,
-        permanent_share=args.permanent_share,
+        **{name: tuple(v) if isinstance(v, list) else v for name, v in vars(args).items() if name in OPTIONS},
         function_timeout=args.function_timeout,
-        later_copy_seconds=tuple(args.later_copy_seconds),
     )
     # Killed invocations and refused webhooks are the point of the run; their warnings would drown the report.
     logging.getLogger("keap_relay_local").setLevel(logging.ERROR)

@@ -48,7 +48,7 @@ def loop(path: str, events: int) -> None:
                 run = worker.handle
 
                 def make(tag: str) -> dict:
-                    return bp.sqs_event(bp.event(tag), arn)
+                    return common.sqs_event(bp.event(tag), arn)
 
             with common.muted():
                 for _ in range(events):

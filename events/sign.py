@@ -18,7 +18,6 @@ Other files are left alone.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
 import sys
@@ -27,15 +26,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 HERE = Path(__file__).resolve().parent
-LOCAL_SECRETS = HERE / "local-secrets.json"
-DEFAULT_SECRET = "local-dev-secret"  # noqa: S105 - the published local-only secret of the generic samples
-SIGNATURE_HEADER = "x-relay-signature"
 
 try:
     from keap_relay.events import sources
-except ImportError:  # run with a Python that lacks the editable install: use the checkout's shared/
-    sys.path.insert(0, str(HERE.parent / "shared"))
+    from keap_relay_local.defaults import DEFAULT_WEBHOOK_SECRETS, LOCAL_SECRETS_FILE, LOCAL_WEBHOOK_SECRET
+except ImportError:  # run with a Python that lacks the editable install: use the checkout's shared/ and local/
+    sys.path[:0] = [str(HERE.parent / "shared"), str(HERE.parent / "local")]
     from keap_relay.events import sources
+    from keap_relay_local.defaults import DEFAULT_WEBHOOK_SECRETS, LOCAL_SECRETS_FILE, LOCAL_WEBHOOK_SECRET
 
 
 def as_body(value: Any) -> str:
@@ -45,24 +43,11 @@ def as_body(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def relay_signature(body: str, secret: str) -> str:
-    """The `x-relay-signature` header value for `body` (the generic source's scheme)."""
-    digest = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def local_secrets() -> dict[str, str]:
-    """events/local-secrets.json: the local stack's secret of every source."""
-    if not LOCAL_SECRETS.exists():
-        return {}
-    return {str(k): str(v) for k, v in json.loads(LOCAL_SECRETS.read_text(encoding="utf-8")).items()}
-
-
 def secret_for(source: str) -> str:
     """The local signing secret of `source`: WEBHOOK_SECRETS, else events/local-secrets.json."""
     raw = os.environ.get("WEBHOOK_SECRETS", "")
     secrets = json.loads(raw) if raw.strip() else {}
-    return str(secrets.get(source) or local_secrets().get(source) or DEFAULT_SECRET)
+    return str(secrets.get(source) or DEFAULT_WEBHOOK_SECRETS.get(source) or LOCAL_WEBHOOK_SECRET)
 
 
 def _set_query(event: dict[str, Any], query: dict[str, str]) -> None:
@@ -82,10 +67,8 @@ def _sign_http(event: dict[str, Any]) -> None:
             _set_query(event, signed.query)
         return
     body = as_body(event.get("body", ""))
-    if sources.adapter(source) is None:
-        signed = sources.SignedRequest(body.encode(), {SIGNATURE_HEADER: relay_signature(body, secret)}, {})
-    else:
-        signed = sources.sign_request(source, body.encode(), secret)
+    # A path without an adapter of its own is signed the generic way (x-relay-signature).
+    signed = sources.sign_request(source if sources.adapter(source) else "generic", body.encode(), secret)
     event["body"] = body = signed.body.decode()
     for name, value in signed.headers.items():
         if name != "content-type" or "content-type" not in headers:  # the sample's own type (and charset) stays
@@ -133,7 +116,7 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     for name in argv:
-        if Path(name).resolve() == LOCAL_SECRETS:
+        if Path(name).resolve() == LOCAL_SECRETS_FILE:
             continue
         done = refresh(Path(name))
         print(f"{name}: {'updated' if done else 'no signature or checksum to update'}")
