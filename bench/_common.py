@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-for _entry in (ROOT / "local", ROOT / "shared"):
+for _entry in (ROOT / "local", ROOT / "shared", ROOT / "ops"):
     if str(_entry) not in sys.path:
         sys.path.insert(0, str(_entry))
 

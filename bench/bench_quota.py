@@ -64,10 +64,13 @@ def instrument(meter: Meter) -> type:
     from keap_relay.aws.pipeline import EventFailed, Pipeline
 
     class CountingPipeline(Pipeline):
-        def process(self, event: Any, attempts: int = 1) -> dict[str, Any]:
+        def process(self, event: Any, attempts: int = 1, **invocation: Any) -> dict[str, Any]:
             if meter.stopping.is_set():  # the run is over: hand the record back at once instead of pacing on
-                raise EventFailed(queue.Failure("BenchStopped", "bench over", "bench", attempts, True, self.kind))
-            result = super().process(event, attempts)
+                failure = queue.Failure.retryable(
+                    "BenchStopped", "bench over", "bench", kind=self.kind, attempts=attempts
+                )
+                raise EventFailed(failure)
+            result = super().process(event, attempts, **invocation)
             with meter.lock:
                 meter.applied.append((time.time(), self.kind))
             return result

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import importlib.util
-import inspect
 import json
 import logging
 import random
@@ -41,20 +40,21 @@ import _common as common
 
 from keap_emulator import FaultPlan
 from keap_relay.events.kinds import FOLDERS, by_name
-from keap_relay.keap.client import SAFE_TO_REPEAT, ContactService
+from keap_relay.keap.client import SAFE_TO_REPEAT
 from keap_relay.keap.errors import error_from_http
+from keap_relay.keap.session import ClientOptions
 from keap_relay.routing.keap_port import ContactServicePort
 from keap_relay.routing.plan import plan as plan_event
 from keap_relay.routing.routes import load_routes
-from keap_relay_local.dlq import DeadLetter
 from keap_relay_local.stack import LocalStack, peek_queue
+from keap_relay_ops.dlq import DeadLetter
 
 ROOT = common.ROOT
 RETIRED_FORM = "retired-form"  # routed to sequence 99, which the emulator's world lacks: a permanent fault
 UNKNOWN_SEQUENCE = 99
 PERMANENT_FAULT = (5, "[RecordNotFound]Record not found (injected)")
 # An answer slower than the client's own read timeout (its default, as the functions build it).
-READ_TIMEOUT_S = inspect.signature(ContactService).parameters["read_timeout"].default
+READ_TIMEOUT_S = ClientOptions().read_timeout
 SLOW_ANSWER_MS = int(READ_TIMEOUT_S * 1000) + 1_500
 CALL_NAMES = ContactServicePort.call_names  # plan op -> Keap method
 # The step the pipeline runs at most once: the client never repeats it once it may have reached Keap, so an

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from e2e_support import REPO, STANDIN_TEMPLATE
 
-from keap_relay_local.cli import build_parser
 from keap_relay_local.demo import Outcome, Sample, describe_contacts, settle
 from keap_relay_local.gateway import build_http_event, is_text_content, response_from_result
 from keap_relay_local.invoke import failure_of
 from keap_relay_local.poller import build_sqs_event, failed_message_ids
 from keap_relay_local.stack import resolve_kind
 from keap_relay_local.template import HttpRoute, read_stack
+from keap_relay_ops.cli import build_parser
 
 ROUTE = HttpRoute("POST", "/forms/{source}", "forms")
 
