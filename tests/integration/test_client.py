@@ -14,7 +14,6 @@ from keap_relay.keap.errors import KeapAuthError, KeapError, KeapRequestError
 from keap_relay.keap.session import ClientOptions
 from keap_relay.keap.transport import HTTPTransport
 
-pytest_plugins = ("keap_fixtures",)
 KEY = "KeapAK-0123456789abcdef-SECRET"
 
 

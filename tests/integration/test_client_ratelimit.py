@@ -13,7 +13,6 @@ from keap_relay.keap.errors import KeapRequestError
 from keap_relay.keap.session import ClientOptions
 from keap_relay.keap.throttle import RateLimiter, TokenBucket
 
-pytest_plugins = ("keap_fixtures",)
 KEY = "local-dev-key"
 
 

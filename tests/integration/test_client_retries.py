@@ -10,7 +10,6 @@ from keap_relay.keap.client import ContactService
 from keap_relay.keap.errors import KeapRateLimited, error_from_fault, error_from_http
 from keap_relay.keap.session import ClientOptions
 
-pytest_plugins = ("keap_fixtures",)
 KEY = "local-dev-key"
 
 

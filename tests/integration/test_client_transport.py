@@ -9,7 +9,6 @@ import pytest
 from keap_relay.keap.errors import KeapRequestError
 from keap_relay.keap.transport import HTTPTransport, _peer_closed
 
-pytest_plugins = ("keap_fixtures",)
 KEY = "local-dev-key"
 HEADERS = {"Content-Type": "text/xml; charset=UTF-8", "X-Keap-API-Key": KEY}
 LOAD = xmlrpc.client.dumps(("placeholder", 1, ["Id"]), "ContactService.load").encode()

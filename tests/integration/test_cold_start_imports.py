@@ -16,7 +16,6 @@ from pathlib import Path
 import boto3
 import pytest
 
-from keap_emulator import EmulatorServer
 from keap_relay.events.sources import SOURCE_NAMES, generic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,12 +67,6 @@ print("RESULT " + json.dumps({
     "sqs_clients": queue.sqs_client.cache_info().currsize,
 }))
 """
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorServer(port=0, api_key=KEY) as server:
-        yield server
 
 
 @pytest.fixture

@@ -11,23 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from keap_emulator import EmulatorServer
-
 KEY = "test-key-9f2c"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with EmulatorServer(port=0, api_key=KEY) as emu:
-        yield emu
-
-
-@pytest.fixture
-def emu(server):
-    server.set_faults(None)
-    server.set_quota(None)
-    server.reset()
-    return server
 
 
 @pytest.fixture

@@ -7,32 +7,16 @@ from pathlib import Path
 import boto3
 import pytest
 
-from keap_emulator import EmulatorServer, FaultPlan
-from keap_relay.aws import idempotency
+from keap_emulator import FaultPlan
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import EventFailed, Pipeline
 
 KEY = "local-dev-key"
 
 
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorServer(port=0, api_key=KEY) as server:
-        yield server
-
-
 @pytest.fixture
-def table(aws_env):
-    idempotency.dynamodb_client.cache_clear()
-    name = f"idem-{uuid.uuid4().hex[:8]}"
-    boto3.client("dynamodb").create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    yield name
-    idempotency.dynamodb_client.cache_clear()
+def table(dynamo_table):
+    return dynamo_table
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from keap_emulator import EmulatorServer, FaultPlan
+from keap_emulator import FaultPlan
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import Pipeline
 from keap_relay.events.sources import generic
@@ -22,12 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "local-dev-key"
 SECRET = "s3cret-for-tests"
 ROUTES = str(ROOT / "config" / "routes.yaml")
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorServer(port=0, api_key=KEY) as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

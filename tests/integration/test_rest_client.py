@@ -20,7 +20,6 @@ from keap_relay.keap.rest import RestClient
 from keap_relay.keap.session import ClientOptions
 from keap_relay.keap.throttle import RateLimiter
 
-pytest_plugins = ("keap_fixtures",)
 KEY = "KeapAK-rest-test-key-0123456789"
 
 

@@ -29,7 +29,6 @@ from pydantic import BaseModel  # noqa: E402
 
 from keap_relay.keap.rest import RestClient  # noqa: E402
 
-pytest_plugins = ("keap_fixtures",)
 KEY = "local-dev-key"
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from keap_emulator import FaultPlan, WorldError, load_world
 
-pytest_plugins = ("keap_fixtures",)
 KEY = "local-dev-key"
 
 

@@ -11,7 +11,6 @@ from keap_relay.routing.plan import plan
 from keap_relay.routing.routes import check_routes, parse_routes
 from keap_relay.routing.runner import SequenceRunner
 
-pytest_plugins = ("keap_fixtures",)
 KEY = "local-dev-key"
 
 ROUTES_TEXT = """

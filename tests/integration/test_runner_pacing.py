@@ -6,7 +6,6 @@ import threading
 import pytest
 import yaml
 
-from keap_emulator import EmulatorServer
 from keap_relay.aws.config import ConfigError, Settings
 from keap_relay.aws.pipeline import Pipeline
 from keap_relay.keap.throttle import RateLimiter
@@ -50,12 +49,6 @@ class Recording(RateLimiter):
         if self.barrier is not None and not first:
             self.barrier.wait()  # passes only once `parties` follow-ups are waiting at the same time
         return 0.0
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorServer(port=0, api_key=KEY) as server:
-        yield server
 
 
 def test_the_runner_announces_each_wave_of_calls_to_the_limiter(emu):

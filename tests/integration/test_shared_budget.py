@@ -1,27 +1,16 @@
 """The shared calls/second budget: every container together stays within the key's rate."""
 
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
 
-from keap_relay.aws import idempotency
 from keap_relay.aws.budget import SharedBudget
 
 
 @pytest.fixture
-def table(aws_env):
-    idempotency.dynamodb_client.cache_clear()
-    name = f"budget-{uuid.uuid4().hex[:8]}"
-    boto3.client("dynamodb").create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    yield name
-    idempotency.dynamodb_client.cache_clear()
+def table(dynamo_table):
+    return dynamo_table
 
 
 def test_two_containers_share_one_budget(table):

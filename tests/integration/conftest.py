@@ -1,19 +1,23 @@
-"""What the Keap client tests share: the emulator they call, recorded backoffs, and an error's dead-letter name.
+"""What the integration tests share: the emulator they call, a DynamoDB table, recorded backoffs, and an
+error's dead-letter name.
 
-A test module loads it with `pytest_plugins = ("keap_fixtures",)` (and imports nothing from it, so that pytest
-rewrites its asserts); the emulator's key is the module's KEY (default local-dev-key), and a module that needs
-another emulator (a fake clock) defines its own `server`.
+The emulator's key is the test module's KEY (default: the emulator's published key); a module that needs
+another emulator (a fake clock, a quota) defines its own `server` or `emu`.
 """
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
+import boto3
 import pytest
 
 from keap_emulator import EmulatorServer
+from keap_emulator.server import DEFAULT_API_KEY
+from keap_relay.aws import idempotency
 from keap_relay.keap.errors import KeapError
 
-KEY = "local-dev-key"
+KEY = DEFAULT_API_KEY
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +60,18 @@ def raises_named() -> Callable[..., AbstractContextManager[pytest.ExceptionInfo[
     """`with raises_named("KeapRecordNotFound"):` is pytest.raises(KeapError) that also checks the error's
     dead-letter name (error_class)."""
     return _raises_named
+
+
+@pytest.fixture
+def dynamo_table(aws_env: str) -> Iterator[str]:
+    """A fresh DynamoDB table on moto, keyed as the relay's idempotency table is (hash key `id`)."""
+    idempotency.dynamodb_client.cache_clear()
+    name = f"table-{uuid.uuid4().hex[:8]}"
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    yield name
+    idempotency.dynamodb_client.cache_clear()
