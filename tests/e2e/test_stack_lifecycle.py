@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from keap_emulator import EmulatorServer
+from keap_relay.keap.defaults import DEFAULT_URL
+from keap_relay_local.defaults import EMULATOR_API_KEY
 from keap_relay_local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -81,7 +83,7 @@ def test_given_a_keap_url_the_stack_starts_no_emulator_and_points_the_functions_
         assert stack.emulator is None and stack.external_keap
         env = stack.invoke("echo", {"env": True})
         assert env["KEAP_URL"] == elsewhere.url
-        assert env["KEAP_API_KEY"] == "local-dev-key"
+        assert env["KEAP_API_KEY"] == EMULATOR_API_KEY
         assert env["KEAP_MAX_CALLS_PER_SECOND"] == ""  # no client-side throttle against an emulator
 
 
@@ -89,7 +91,7 @@ def test_from_env_reads_keap_and_webhook_settings_without_starting_anything(stan
     stack = LocalStack.from_env(
         {"KEAP_API_KEY": "k-123", "WEBHOOK_SECRETS": '{"typeform": "s"}'}, root=standin_root, routes_file="routes.yaml"
     )
-    assert stack.external_keap and stack.keap_url == "https://api.infusionsoft.com/crm/xmlrpc/v1"
+    assert stack.external_keap and stack.keap_url == DEFAULT_URL
     assert stack.webhook_secrets == {"typeform": "s"}
     assert "k-123" not in repr(stack)
     assert not LocalStack.from_env({}, root=standin_root).external_keap

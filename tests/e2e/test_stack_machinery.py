@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from e2e_support import http_request, wait_for
 
+from keap_relay_local.defaults import LOCAL_WEBHOOK_SECRET
 from keap_relay_local.fnhost import FunctionError
 from keap_relay_local.stack import LocalStack
 
@@ -130,7 +131,7 @@ def test_functions_get_the_env_contract_wired_to_local_parts(stack: LocalStack) 
     assert env["ROUTES_FILE"] == str(stack.root / "routes.yaml")
     secrets = json.loads(env["WEBHOOK_SECRETS"])  # the local secrets every sample in events/ is signed with
     assert secrets == json.loads((Path(__file__).resolve().parents[2] / "events" / "local-secrets.json").read_text())
-    assert secrets["generic"] == "local-dev-secret"
+    assert secrets["generic"] == LOCAL_WEBHOOK_SECRET
     assert env["AWS_ACCESS_KEY_ID"] == "testing"
     # template values: parameters and literals carry over, references to AWS resources do not
     assert env["FROM_PARAMETER"] == "e2e-source"

@@ -8,12 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from keap_emulator import EmulatorServer, FaultPlan
+from keap_emulator.server import DEFAULT_API_KEY
 from keap_relay.keap.client import ContactService
 from keap_relay.keap.errors import KeapRequestError
 from keap_relay.keap.session import ClientOptions
 from keap_relay.keap.throttle import RateLimiter, TokenBucket
 
-KEY = "local-dev-key"
+KEY = DEFAULT_API_KEY
 
 
 class FakeTime:

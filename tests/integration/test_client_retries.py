@@ -5,12 +5,13 @@ import socket
 import pytest
 
 from keap_emulator import EmulatorServer, FaultPlan, QuotaPlan
+from keap_emulator.server import DEFAULT_API_KEY
 from keap_relay.keap import errors as e
 from keap_relay.keap.client import ContactService
 from keap_relay.keap.errors import KeapRateLimited, error_from_fault, error_from_http
 from keap_relay.keap.session import ClientOptions
 
-KEY = "local-dev-key"
+KEY = DEFAULT_API_KEY
 
 
 class FakeClock:

@@ -6,10 +6,11 @@ import xmlrpc.client
 
 import pytest
 
+from keap_emulator.server import DEFAULT_API_KEY
 from keap_relay.keap.errors import KeapRequestError
 from keap_relay.keap.transport import HTTPTransport, _peer_closed
 
-KEY = "local-dev-key"
+KEY = DEFAULT_API_KEY
 HEADERS = {"Content-Type": "text/xml; charset=UTF-8", "X-Keap-API-Key": KEY}
 LOAD = xmlrpc.client.dumps(("placeholder", 1, ["Id"]), "ContactService.load").encode()
 

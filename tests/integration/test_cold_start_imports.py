@@ -16,10 +16,11 @@ from pathlib import Path
 import boto3
 import pytest
 
+from keap_emulator.server import DEFAULT_API_KEY
 from keap_relay.events.sources import SOURCE_NAMES, generic
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "local-dev-key"
+KEY = DEFAULT_API_KEY
 SECRET = "s3cret-for-cold-start"
 
 # Loaded only by the worker path: the planner, the runner and the Keap clients, the routes file's parser,

@@ -8,10 +8,11 @@ import boto3
 import pytest
 
 from keap_emulator import FaultPlan
+from keap_emulator.server import DEFAULT_API_KEY
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import EventFailed, Pipeline
 
-KEY = "local-dev-key"
+KEY = DEFAULT_API_KEY
 
 
 @pytest.fixture

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from keap_emulator import FaultPlan
+from keap_emulator.server import DEFAULT_API_KEY
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import Pipeline
 from keap_relay.events.sources import generic
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "local-dev-key"
+KEY = DEFAULT_API_KEY
 SECRET = "s3cret-for-tests"
 ROUTES = str(ROOT / "config" / "routes.yaml")
 

@@ -7,6 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from keap_emulator.server import DEFAULT_API_KEY
+
 sdk = pytest.importorskip("keap_core_v2_client", reason="keap-core-v2-sdk (the dev extra) is not installed")
 
 from keap_core_v2_client import ApiClient, Configuration  # noqa: E402
@@ -29,7 +31,7 @@ from pydantic import BaseModel  # noqa: E402
 
 from keap_relay.keap.rest import RestClient  # noqa: E402
 
-KEY = "local-dev-key"
+KEY = DEFAULT_API_KEY
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import xmlrpc.client
 import pytest
 
 from keap_emulator import FaultPlan, WorldError, load_world
+from keap_emulator.server import DEFAULT_API_KEY
 
-KEY = "local-dev-key"
+KEY = DEFAULT_API_KEY
 
 
 def call(emu, verb, path, body=None, key=KEY):

@@ -4,6 +4,7 @@ function needs only KEAP_API=rest and KEAP_URL to switch."""
 import pytest
 import yaml
 
+from keap_emulator.server import DEFAULT_API_KEY
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import EventFailed, Pipeline
 from keap_relay.routing.keap_port import ContactServicePort, RestPort, build_port
@@ -11,7 +12,7 @@ from keap_relay.routing.plan import plan
 from keap_relay.routing.routes import check_routes, parse_routes
 from keap_relay.routing.runner import SequenceRunner
 
-KEY = "local-dev-key"
+KEY = DEFAULT_API_KEY
 
 ROUTES_TEXT = """
 version: 1

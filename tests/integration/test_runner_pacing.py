@@ -6,6 +6,7 @@ import threading
 import pytest
 import yaml
 
+from keap_emulator.server import DEFAULT_API_KEY
 from keap_relay.aws.config import ConfigError, Settings
 from keap_relay.aws.pipeline import Pipeline
 from keap_relay.keap.throttle import RateLimiter
@@ -14,7 +15,7 @@ from keap_relay.routing.plan import plan
 from keap_relay.routing.routes import parse_routes
 from keap_relay.routing.runner import SequenceRunner
 
-KEY = "local-dev-key"
+KEY = DEFAULT_API_KEY
 
 
 def routes(tags: int):

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from keap_relay.events.kinds import KINDS as KIND_TABLE
 from keap_relay.events.sources import generic
+from keap_relay.keap.defaults import DEFAULT_URL
 from keap_relay_local.defaults import LOCAL_WEBHOOK_SECRET
 from keap_relay_local.template import load_template
 
@@ -20,12 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"
 
-# kind folder -> (logical-id prefix, canonical kind)
-KINDS = {
-    "forms": ("Forms", "form_submission"),
-    "purchases": ("Purchases", "purchase"),
-    "unsubscribes": ("Unsubscribes", "unsubscribe"),
-}
+# kind folder -> (logical-id prefix, canonical kind), from the one kinds table the template must follow
+KINDS = {kind.folder: (kind.prefix, kind.name) for kind in KIND_TABLE}
 EXPECTED_ROUTES = {
     ("POST", "/forms/{source}", "FormsFunction"),
     ("POST", "/purchases/{source}", "PurchasesFunction"),
@@ -164,7 +162,7 @@ def test_every_function_gets_the_configuration_contract(template):
         assert env["KEAP_API_KEY"] == "" and env["WEBHOOK_SECRETS"] == ""
         service_names.add(env["POWERTOOLS_SERVICE_NAME"])
     assert len(service_names) == len(KINDS)
-    assert default(template, "KeapUrl") == "https://api.infusionsoft.com/crm/xmlrpc/v1"
+    assert default(template, "KeapUrl") == DEFAULT_URL
 
 
 def test_keap_api_is_a_parameter_passed_to_every_function(template):
