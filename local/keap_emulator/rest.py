@@ -292,12 +292,7 @@ class RestResponses:
         return (201 if created else 200), self._render(contact_id, query.get("fields"))
 
     def list_contacts(self, query: dict[str, str], body: Any) -> tuple[int, Any]:
-        wanted = None
-        for term in filter(None, (query.get("filter") or "").split(";")):
-            name, sep, value = term.partition("==")
-            if name.strip() != "email" or not sep:
-                raise RestError(400, f"unsupported filter {term!r} (the emulator knows email==...)")
-            wanted = value.strip()
+        wanted = _filter(query, "email", "email==...")
         if wanted is None:
             ids = self.model.contact_ids()
         else:
@@ -339,16 +334,12 @@ class RestResponses:
     # ------------------------------------------------------------------ listings (what the app holds)
 
     def list_tags(self, query: dict[str, str], body: Any) -> tuple[int, Any]:
-        wanted = None
-        for term in filter(None, (query.get("filter") or "").split(";")):
-            name, sep, value = term.partition("==")
-            if name.strip() != "tag_ids" or not sep:
-                raise RestError(400, f"unsupported filter {term!r} (the emulator knows tag_ids==1,2,3)")
-            try:
-                wanted = {int(v) for v in value.split(",") if v.strip()}
-            except ValueError:
-                raise RestError(400, "tag_ids must be a comma list of ids") from None
-        page, doc = _page(listings.rest_tags(self.model.world, wanted), query)
+        wanted = _filter(query, "tag_ids", "tag_ids==1,2,3")
+        try:
+            ids = None if wanted is None else {int(v) for v in wanted.split(",") if v.strip()}
+        except ValueError:
+            raise RestError(400, "tag_ids must be a comma list of ids") from None
+        page, doc = _page(listings.rest_tags(self.model.world, ids), query)
         return 200, {"tags": page, **doc}
 
     def list_campaigns(self, query: dict[str, str], body: Any) -> tuple[int, Any]:
@@ -470,6 +461,17 @@ _ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("PATCH", r"/emailAddresses/(?P<email>[^/]+)/status", "rest.updateEmailAddressStatus", "update_email_status"),
     ("GET", r"/emailAddresses/(?P<email>[^/]+)/status", "rest.getEmailAddressStatus", "get_email_status"),
 )
+
+
+def _filter(query: dict[str, str], key: str, known: str) -> str | None:
+    """The value of `filter=key==value` (terms `;`-separated), None without one; 400 for any other term."""
+    wanted = None
+    for term in filter(None, (query.get("filter") or "").split(";")):
+        name, sep, value = term.partition("==")
+        if name.strip() != key or not sep:
+            raise RestError(400, f"unsupported filter {term!r} (the emulator knows {known})")
+        wanted = value.strip()
+    return wanted
 
 
 def _page(items: list[Any], query: dict[str, str]) -> tuple[list[Any], dict[str, Any]]:

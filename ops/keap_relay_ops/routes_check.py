@@ -14,13 +14,12 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from keap_relay.events.canonical import inlined_schema
 from keap_relay.keap.v2_contact import maps_to_v2
 from keap_relay.routing.plan import _TEMPLATE as PLACEHOLDER  # the one pattern the planner fills in
-from keap_relay.routing.routes import API_LIMITS, KEAP_APIS, SECTION_KINDS, Routes, RoutesError, Rule, parse_routes
+from keap_relay.routing.routes import API_LIMITS, KEAP_APIS, SECTION_KINDS, Routes, RoutesError, Rule, load_routes
 from keap_relay.routing.routes import routes_path as default_routes_path
 from keap_relay_ops.catalog import Catalog, CatalogError, CatalogUnsupported
 
@@ -95,22 +94,20 @@ class Reference:
 
 
 def read_routes(path: str) -> tuple[Routes | None, list[Problem]]:
-    """The parsed routes, or the problem that stops them parsing; CheckError when the file cannot be read."""
-    import yaml
+    """The routes as the functions load them, or the problem that stops them loading.
 
+    CheckError when the file cannot be read at all: that is "could not check", not a problem of the file.
+    """
     try:
-        text = Path(path).read_text("utf-8")
+        with open(path, "rb"):
+            pass
     except OSError as exc:
         raise CheckError(f"{path}: cannot read the routes file: {exc.strerror or exc}") from None
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        return None, [Problem(path, "not valid YAML: " + " ".join(str(exc).split()))]
-    try:
-        return parse_routes(doc, path), []
+        return load_routes(path), []
     except RoutesError as err:
-        message = str(err)
-        return None, [Problem(path, message[len(path) + 2 :] if message.startswith(path + ": ") else message)]
+        message = " ".join(str(err).split())  # a YAML error spans lines; a problem is one
+        return None, [Problem(path, message.removeprefix(f"{path}: "))]
 
 
 def _rules(routes: Routes) -> Iterator[Rule]:
