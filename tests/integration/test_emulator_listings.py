@@ -129,3 +129,17 @@ def test_listings_carry_nothing_the_sdk_models_lack(emu):
     objects += [*goals.goals, model, *model.custom_fields]
     extra = {type(o).__name__: o.additional_properties for o in objects if o.additional_properties}
     assert extra == {}
+
+
+def test_a_world_without_campaign_names_still_lists_its_campaigns():
+    from keap_emulator.listings import rest_campaigns
+    from keap_emulator.world import load_world
+
+    world = load_world(
+        {
+            "format": 1,
+            "sequences": [{"id": 7, "name": "S", "campaign": 3, "steps": [{"id": 70}]}],
+            "goals": [{"id": 9, "automation_id": 4, "integration": "i", "call_name": "c"}],
+        }
+    )
+    assert [(c["id"], c["name"]) for c in rest_campaigns(world)] == [("3", "Campaign 3"), ("4", "Campaign 4")]
