@@ -209,7 +209,7 @@ def _lookups(catalog: Catalog) -> dict[str, Callable[[Reference], dict[Any, str]
     # and only when the campaign exists: asking for an unknown campaign's sequences is an error on Keap.
     def sequence(ref: Reference) -> dict[Any, str] | None:
         if ref.campaign not in catalog.campaigns():
-            ref.note = f"campaign {ref.campaign} not found in Keap"
+            ref.note = f"Keap has no campaign {ref.campaign}"
             return {}
         return catalog.sequences(int(ref.campaign))
 
@@ -248,14 +248,15 @@ def check_live(refs: list[Reference], catalog: Catalog) -> None:
         ref.status = OK if key in listing else MISSING
         ref.keap_name = listing.get(key)
         if ref.status == MISSING and not ref.note:
-            ref.note = "not found in Keap"
+            within = f" in campaign {ref.campaign}" if ref.kind == "sequence" else ""
+            ref.note = f"Keap has no {ref.kind} {ref.id}{within}"
 
 
 def live_problems(routes: Routes, refs: list[Reference]) -> list[Problem]:
     return [
         Problem(
             routes.path,
-            f"no {ref.kind} {ref.id} in Keap" if not ref.note else ref.note,
+            ref.note or f"Keap has no {ref.kind} {ref.id}",
             ref.section,
             ref.index,
             ref.name,

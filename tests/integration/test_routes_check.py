@@ -158,12 +158,12 @@ def test_live_on_xmlrpc_names_what_keap_has_and_what_it_lacks(tmp_path, emu, cap
     status, out, err = run(capsys, "--routes", path, "--api", "xmlrpc", "--live")
     assert status == 1 and err == ""
     assert '✓ tag 101 "Lead: webinar sign-up"  (forms[0] (webinar) tags)' in out
-    assert "✗ tag 999  (forms[0] (webinar) tags) — not found in Keap" in out
+    assert "✗ tag 999  (forms[0] (webinar) tags) — Keap has no tag 999" in out
     assert '✓ legacy sequence 11 "Welcome"' in out and '✓ action set 21 "New customer"' in out
     assert "- goal a/b  (purchases[0] goals) — unchecked: cannot be checked" in out
-    assert f"{path}: rule forms[0] (webinar): field tags: id 999: not found in Keap" in out
-    assert f"{path}: rule forms[0] (webinar): field fields: id _Nope: not found in Keap" in out
-    assert f"{path}: rule purchases[0]: field action_sets: id 22: not found in Keap" in out
+    assert f"{path}: rule forms[0] (webinar): field tags: id 999: Keap has no tag 999" in out
+    assert f"{path}: rule forms[0] (webinar): field fields: id _Nope: Keap has no custom field _Nope" in out
+    assert f"{path}: rule purchases[0]: field action_sets: id 22: Keap has no action set 22" in out
     assert "3 problem(s)" in out
     assert {c["method"] for c in emu.calls()} == {"DataService.query"}
 
@@ -184,7 +184,10 @@ def test_live_on_rest_checks_each_sequence_in_its_campaign(tmp_path, emu, capsys
     ]
     assert report["references"][3]["note"].startswith("cannot be checked: neither REST v2's goal listing")
     problems = [(p["field"], p["id"], p["message"]) for p in report["problems"]]
-    assert problems == [("sequences", "13", "not found in Keap"), ("sequences", "11", "campaign 9 not found in Keap")]
+    assert problems == [
+        ("sequences", "13", "Keap has no sequence 13 in campaign 5"),
+        ("sequences", "11", "Keap has no campaign 9"),
+    ]
     # campaigns once, then the sequences of the one campaign that exists
     assert [c["method"] for c in emu.calls()] == ["rest.listCampaigns", "rest.getCampaignSequences"]
 
