@@ -159,14 +159,18 @@ class Catalog:
 
     def _rest_pages(self, path: str, operation: str, key: str) -> Iterator[dict[str, Any]]:
         client, token = self._rest_client(), None
+        seen: set[str | None] = set()
         for _ in range(MAX_PAGES):
             query = {"page_size": self.page_size, "page_token": token}
             page = self._call(key, lambda query=query: client.request("GET", path, operation, query=query))
             if not isinstance(page, dict):
                 raise CatalogError(f"could not list {key}: Keap's answer is not a JSON object")
-            yield from (item for item in page.get(key) or [] if isinstance(item, dict))
+            items = [item for item in page.get(key) or [] if isinstance(item, dict)]
+            yield from items
+            # An empty page or a token seen before ends it too: some APIs hand a token out on the last page.
+            seen.add(token)
             token = page.get("next_page_token") or None
-            if not token:
+            if not token or not items or token in seen:
                 return
 
     def _rest_listing(self, path: str, operation: str, key: str, name: str) -> dict[int, str]:
