@@ -133,6 +133,15 @@ def test_bad_arguments_exit_2_with_one_line(capsys, keap_env):
     assert stopped.value.code == 2 and capsys.readouterr().err.count("\n") == 1
 
 
+def test_a_bad_keap_api_setting_cannot_check(capsys, keap_env, monkeypatch):
+    monkeypatch.setenv("KEAP_API", "soap")
+    status, out, err = run(capsys, "--routes", SHIPPED)
+    assert (status, out) == (
+        2,
+        "",
+    ) and err == "keap-relay routes check: KEAP_API must be one of xmlrpc, rest, not 'soap'\n"
+
+
 def test_routes_file_defaults_to_routes_file_setting(tmp_path, capsys, keap_env, monkeypatch):
     monkeypatch.setenv(
         "ROUTES_FILE", write(tmp_path, {"unsubscribes": [{"match": {}, "tags": [1], "remove_tags": [1]}]})
