@@ -356,11 +356,9 @@ class Names:
 
 
 def _catalog(api: str) -> Any:
-    """The catalog helper's Catalog for the app the functions talk to, or None when this checkout has none yet."""
-    try:
-        from .catalog import Catalog, CatalogError
-    except ImportError:
-        return None
+    """The Catalog of the app the functions talk to (its listings name the ids)."""
+    from .catalog import Catalog, CatalogError
+
     try:
         return Catalog.from_env(api)
     except CatalogError as exc:
@@ -451,11 +449,15 @@ def explain(args: argparse.Namespace) -> tuple[dict[str, Any], Delivery]:
     if args.live and delivery.events:
         client = _live_client(settings)
         names = Names(_catalog(settings.keap_api))
+    from .catalog import CatalogError
+
     try:
         explained = [
             explain_event(event, routes, settings, client=client, names=names, show_pii=args.show_pii)
             for event in delivery.events
         ]
+    except CatalogError as exc:
+        raise _cannot(f"cannot read the Keap app's listings: {exc}") from None
     except KeapRequestError as exc:
         raise _cannot(f"cannot look it up: {exc}") from None
     except KeapTransportError as exc:
@@ -474,6 +476,8 @@ def explain(args: argparse.Namespace) -> tuple[dict[str, Any], Delivery]:
     }
     if len(explained) == 1:
         report.update(explained[0])
+    elif not explained:  # answered without an event: nothing reaches Keap
+        report.update(event=None, rules=[], calls=[], contact=None, note=None)
     else:
         report["events"] = explained
     return report, delivery
@@ -538,10 +542,10 @@ def _print_event(explained: dict[str, Any], live: bool) -> list[Any]:
                     parts.append(f"  contact {cid} in sequence {seq}: {where}")
         else:
             parts.append(f"contact {contact['email']}: new (no contact has this email)")
-    table = Table("#", "call", "args", "name", *(["already"] if live else []), box=box.SIMPLE)
+    table = Table("#", "call", "args", *(["name", "already"] if live else []), box=box.SIMPLE)
     for call in explained["calls"]:
-        row = [str(call["step"]), call["method"], ", ".join(_arg_text(a) for a in call["args"]), call["name"] or ""]
-        table.add_row(*row, *([_yes_no(call["already"])] if live else []))
+        row = [str(call["step"]), call["method"], ", ".join(_arg_text(a) for a in call["args"])]
+        table.add_row(*row, *([call["name"] or "", _yes_no(call["already"])] if live else []))
     parts.append(table)
     if len(explained["calls"]) > 2:
         parts.append("step 2 starts once step 1 has answered; its calls are made at once (KEAP_CONCURRENCY at a time)")
@@ -562,7 +566,7 @@ def print_report(report: dict[str, Any]) -> None:
     ]
     if report.get("reply") is not None:
         head.append(f"the function would answer 200 {json.dumps(report['reply'])} and call Keap no time")
-    explained = report.get("events") or ([report] if "event" in report else [])
+    explained = report.get("events") or ([report] if report.get("event") else [])
     body: list[Any] = []
     for item in explained:
         body += ["", *_print_event(item, live)]
