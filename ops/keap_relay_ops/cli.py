@@ -38,10 +38,8 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("send every sample through a stack, show what Keap holds", "keap_relay_local.cli:add_demo"),
     "invoke": Command("run one event through one function, in this process", "keap_relay_local.cli:add_invoke"),
     "dlq": Command("list, show, redrive or purge a kind's dead letters", "keap_relay_ops.dlq:add_arguments"),
-    "explain": Command(
-        "dry-run one event file: its rules and the Keap calls it would make", "keap_relay_ops.explain:add_arguments"
-    ),
-    "call": Command("make one ContactService call by hand (changes need --yes)", "keap_relay_ops.call:add_arguments"),
+    "explain": Command("dry-run an event file: the rules and the Keap calls", "keap_relay_ops.explain:add_arguments"),
+    "call": Command("make one ContactService call (a change needs --yes)", "keap_relay_ops.call:add_arguments"),
 }
 
 EPILOG = (

@@ -4,6 +4,7 @@ writing to it (the emulator's call log holds only reads and listings)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,19 +16,48 @@ from keap_relay_local.defaults import DEFAULT_WEBHOOK_SECRETS, ROOT
 from keap_relay_ops.cli import main
 
 EVENTS = ROOT / "events"
-ROUTES = ROOT / "config" / "routes.yaml"
+# The tests' own routes (the XML-RPC form of the shipped file), so that they do not change when it does.
+ROUTES = {
+    "version": 1,
+    "dup_check": "Email",
+    "forms": [
+        {
+            "name": "webinar sign-up",
+            "match": {"source": "generic", "form": "lT4Z3j"},
+            "tags": [101, 102],
+            "campaigns": [11],
+            "fields": {"_LeadSource": "{{form.name}}"},
+        },
+        {"name": "every form", "match": {}, "tags": [100]},
+    ],
+    "purchases": [
+        {"name": "course buyers", "match": {"sku": "COURSE-101"}, "tags": [201], "action_sets": [21]},
+        {"name": "big orders", "match": {"min_total": "100.00"}, "tags": [202], "fields": {"_OrderId": "{{order.id}}"}},
+    ],
+    "unsubscribes": [
+        {
+            "name": "everyone who leaves",
+            "match": {},
+            "remove_tags": [100, 101],
+            "remove_campaigns": [11],
+            "tags": [300],
+            "action_sets": [31],
+        }
+    ],
+}
 # What --live may send to Keap: look-ups and listings (XML-RPC methods, and REST v2 operations by prefix).
 READS = ("ContactService.findByEmail", "ContactService.load", "ContactService.getNextCampaignStep", "DataService.query")
 REST_READS = ("rest.list", "rest.get", "rest.retrieve")
 
 
 @pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The functions' settings, unset: each test sets what it needs."""
-    for name in ("WEBHOOK_SECRETS", "WEBHOOK_SECRETS_ARN", "KEAP_URL", "KEAP_REST_URL", "KEAP_API_KEY", "ROUTES_FILE"):
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The functions' settings, unset but for the API and the routes: each test sets what else it needs."""
+    for name in ("WEBHOOK_SECRETS", "WEBHOOK_SECRETS_ARN", "KEAP_URL", "KEAP_REST_URL", "KEAP_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KEAP_API", "xmlrpc")
-    monkeypatch.setenv("ROUTES_FILE", str(ROUTES))
+    (tmp_path / "routes.yaml").write_text(yaml.safe_dump(ROUTES))
+    monkeypatch.setenv("ROUTES_FILE", str(tmp_path / "routes.yaml"))
 
 
 def explain(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, Any, str]:
@@ -184,9 +214,9 @@ def test_an_unreadable_file_exits_2(capsys, tmp_path, content):
 
 
 def test_a_broken_routes_file_exits_2(capsys, tmp_path):
-    (tmp_path / "routes.yaml").write_text("version: 1\nforms: [{match: {}, tags: [not-an-id]}]\n")
-    status, _, err = explain(capsys, EVENTS / "forms" / "bare.json", "--routes", tmp_path / "routes.yaml")
-    assert status == 2 and "routes.yaml" in err and err.count("\n") == 1
+    (tmp_path / "broken.yaml").write_text("version: 1\nforms: [{match: {}, tags: [not-an-id]}]\n")
+    status, _, err = explain(capsys, EVENTS / "forms" / "bare.json", "--routes", tmp_path / "broken.yaml")
+    assert status == 2 and "broken.yaml" in err and err.count("\n") == 1
 
 
 def test_an_event_without_a_kind_needs_function(capsys, tmp_path):
