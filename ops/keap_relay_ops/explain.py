@@ -397,6 +397,11 @@ def explain_event(
     if client is not None:
         contact = look_up(client, api, str(contact_fields(event).get("Email") or ""), the_plan)
     run = dry_run(the_plan, api, settings.keap_concurrency, None if contact is None else contact.ids)
+    notes = [run.note] if run.note else []
+    dup_check = the_plan.first.args[1] if the_plan.first.op == "upsert_contact" else "Email"
+    if contact is not None and the_plan.first.op == "upsert_contact" and (dup_check != "Email" or len(contact.ids) > 1):
+        # The look-up is by email; Keap's duplicate check decides which contact (if any) the upsert updates.
+        notes.append(f"contacts were looked up by email; Keap matches by {dup_check} and updates one contact at most")
     names = names or Names()
     calls = []
     for number, step in enumerate(run.steps):
@@ -419,13 +424,13 @@ def explain_event(
             "rules": list(the_plan.rules),
             "calls": calls,
             "contact": None if contact is None else contact.as_json(),
-            "note": run.note,
+            "note": "; ".join(notes) or None,
         },
         show_pii,
     )
 
 
-def explain(args: argparse.Namespace) -> tuple[dict[str, Any], Delivery]:
+def explain(args: argparse.Namespace) -> dict[str, Any]:
     """The whole account of one event file; ExplainError says why there is none."""
     doc = read_file(args.event_file)
     settings_cache: dict[str, Settings] = {}
@@ -480,7 +485,7 @@ def explain(args: argparse.Namespace) -> tuple[dict[str, Any], Delivery]:
         report.update(event=None, rules=[], calls=[], contact=None, note=None)
     else:
         report["events"] = explained
-    return report, delivery
+    return report
 
 
 def _live_client(settings: Settings) -> Any:
@@ -541,7 +546,7 @@ def _print_event(explained: dict[str, Any], live: bool) -> list[Any]:
                     )
                     parts.append(f"  contact {cid} in sequence {seq}: {where}")
         else:
-            parts.append(f"contact {contact['email']}: new (no contact has this email)")
+            parts.append(f"contact {contact['email']}: no contact has this email")
     table = Table("#", "call", "args", *(["name", "already"] if live else []), box=box.SIMPLE)
     for call in explained["calls"]:
         row = [str(call["step"]), call["method"], ", ".join(_arg_text(a) for a in call["args"])]
@@ -565,7 +570,7 @@ def print_report(report: dict[str, Any]) -> None:
         + ("" if live else "; offline (--live looks the contact and the names up)"),
     ]
     if report.get("reply") is not None:
-        head.append(f"the function would answer 200 {json.dumps(report['reply'])} and call Keap no time")
+        head.append(f"the function would answer 200 {json.dumps(report['reply'])} and make no Keap call")
     explained = report.get("events") or ([report] if report.get("event") else [])
     body: list[Any] = []
     for item in explained:
@@ -578,7 +583,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     try:
-        report, _ = explain(args)
+        report = explain(args)
     except ExplainError as exc:
         print(f"keap-relay explain: {exc}", file=sys.stderr)
         return exc.status
