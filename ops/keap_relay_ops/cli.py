@@ -39,6 +39,8 @@ COMMANDS: dict[str, Command] = {
     "invoke": Command("run one event through one function, in this process", "keap_relay_local.cli:add_invoke"),
     "dlq": Command("list, show, redrive or purge a kind's dead letters", "keap_relay_ops.dlq:add_arguments"),
     "routes": Command("check a routes file (--live: in Keap) or migrate it", "keap_relay_ops.routes_cli:add_arguments"),
+    "explain": Command("dry-run an event file: the rules and the Keap calls", "keap_relay_ops.explain:add_arguments"),
+    "call": Command("make one ContactService call (a change needs --yes)", "keap_relay_ops.call:add_arguments"),
 }
 
 EPILOG = (
