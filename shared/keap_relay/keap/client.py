@@ -39,6 +39,7 @@ SAFE_TO_REPEAT = frozenset(
         "ContactService.resumeCampaignForContact",
         "ContactService.removeFromCampaign",
         "ContactService.getNextCampaignStep",
+        "DataService.query",  # a read: the operator CLI's listings (keap-relay routes check --live)
     }
 )
 

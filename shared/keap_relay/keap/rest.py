@@ -46,6 +46,10 @@ REST_SAFE_TO_REPEAT = frozenset(
         "rest.removeContactsFromSequence",
         "rest.updateEmailAddressStatus",
         "rest.getEmailAddressStatus",
+        # reads: the operator CLI's listings (keap-relay routes check --live)
+        "rest.listTags",
+        "rest.listCampaigns",
+        "rest.getCampaignSequences",
     }
 )
 
