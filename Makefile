@@ -35,9 +35,10 @@ test-fast: $(STAMP)  ## lint and run everything but the end-to-end tests (under 
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests/unit tests/integration
 
-lint: $(STAMP)  ## ruff (check and format), cfn-lint and sam validate --lint
+lint: $(STAMP)  ## ruff (check and format), the routes check (offline), cfn-lint and sam validate --lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/keap-relay routes check --routes config/routes.yaml
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint
 

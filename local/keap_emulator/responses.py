@@ -13,6 +13,7 @@ from typing import Any
 from xml.parsers.expat import ExpatError
 
 from keap_emulator.exceptions import LIBRARY, KeapFault
+from keap_emulator.listings import data_query
 from keap_emulator.model import ContactServiceModel
 
 XML_CONTENT_TYPE = "text/xml;charset=UTF-8"
@@ -235,6 +236,17 @@ METHODS: dict[str, MethodSpec] = {
         (("integration", "string"), ("callName", "string"), ("contactId", "int")), M.achieve_goal
     ),
     "APIEmailService.optOut": MethodSpec((("email", "string"), ("reason", "string")), M.opt_out),
+    # Read-only listings of what the app holds (tags, sequences, action sets, custom fields; facts §9).
+    "DataService.query": MethodSpec(
+        (
+            ("table", "string"),
+            ("limit", "int"),
+            ("page", "int"),
+            ("queryData", "struct"),
+            ("selectedFields", "string[]"),
+        ),
+        data_query,
+    ),
 }
 del M
 

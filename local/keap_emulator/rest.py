@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from keap_emulator import listings
 from keap_emulator.exceptions import KeapFault
 from keap_emulator.model import DUP_CHECK_TYPES, ContactServiceModel
 
@@ -291,29 +292,14 @@ class RestResponses:
         return (201 if created else 200), self._render(contact_id, query.get("fields"))
 
     def list_contacts(self, query: dict[str, str], body: Any) -> tuple[int, Any]:
-        wanted = None
-        for term in filter(None, (query.get("filter") or "").split(";")):
-            name, sep, value = term.partition("==")
-            if name.strip() != "email" or not sep:
-                raise RestError(400, f"unsupported filter {term!r} (the emulator knows email==...)")
-            wanted = value.strip()
+        wanted = _filter(query, "email", "email==...")
         if wanted is None:
             ids = self.model.contact_ids()
         else:
             prefix = wanted.endswith("*")
             ids = self.model.find_ids_by_email(wanted.rstrip("*"), prefix=prefix) if wanted.rstrip("*") else []
-        try:
-            size = int(query.get("page_size") or 50)
-            start = int(query.get("page_token") or 0)
-        except ValueError:
-            raise RestError(400, "page_size and page_token must be integers") from None
-        if not 0 <= size <= 1000 or start < 0:
-            raise RestError(400, "page_size is 0..1000")
-        size = size or 50
-        page = ids[start : start + size]
-        doc: dict[str, Any] = {"contacts": [self._render(cid, query.get("fields")) for cid in page]}
-        if start + size < len(ids):
-            doc["next_page_token"] = str(start + size)
+        page, doc = _page(ids, query)
+        doc["contacts"] = [self._render(cid, query.get("fields")) for cid in page]
         return 200, doc
 
     def contact_model(self, query: dict[str, str], body: Any) -> tuple[int, Any]:
@@ -321,7 +307,7 @@ class RestResponses:
         custom = [
             {
                 "id": cid,
-                "label": name[1:],
+                "label": self.model.world.custom_field_labels[name],
                 "field_name": name[1:],
                 "field_type": types[self.model.world.custom_fields[name]],
                 "record_type": "CONTACT",
@@ -344,6 +330,37 @@ class RestResponses:
         if fields:
             self.model.update(cid, fields)
         return 200, self._render(cid, query.get("fields"))
+
+    # ------------------------------------------------------------------ listings (what the app holds)
+
+    def list_tags(self, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        wanted = _filter(query, "tag_ids", "tag_ids==1,2,3")
+        try:
+            ids = None if wanted is None else {int(v) for v in wanted.split(",") if v.strip()}
+        except ValueError:
+            raise RestError(400, "tag_ids must be a comma list of ids") from None
+        page, doc = _page(listings.rest_tags(self.model.world, ids), query)
+        return 200, {"tags": page, **doc}
+
+    def list_campaigns(self, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        page, doc = _page(listings.rest_campaigns(self.model.world), query)
+        return 200, {"campaigns": page, **doc}
+
+    def _campaign(self, campaign_id: str) -> int:
+        ident = _int_id(campaign_id, "campaign")
+        if ident not in self.model.world.campaigns:
+            raise RestError(404, f"Campaign {ident} not found")
+        return ident
+
+    def campaign_sequences(self, query: dict[str, str], body: Any, campaign_id: str) -> tuple[int, Any]:
+        ident = self._campaign(campaign_id)
+        page, doc = _page(listings.rest_sequences(self.model.world, ident), query)
+        return 200, {"sequences": page, **doc, "campaign_id": str(ident)}
+
+    def campaign_goals(self, query: dict[str, str], body: Any, campaign_id: str) -> tuple[int, Any]:
+        ident = self._campaign(campaign_id)
+        page, doc = _page(listings.rest_goals(self.model.world, ident), query)
+        return 200, {"goals": page, **doc, "campaign_id": str(ident)}
 
     # ------------------------------------------------------------------ tags, sequences, goals
 
@@ -422,6 +439,10 @@ _ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("GET", "/contacts/model", "rest.retrieveContactModel", "contact_model"),
     ("GET", r"/contacts/(?P<contact_id>[^/:]+)", "rest.getContact", "get_contact"),
     ("PATCH", r"/contacts/(?P<contact_id>[^/:]+)", "rest.updateContact", "update_contact"),
+    ("GET", "/tags", "rest.listTags", "list_tags"),
+    ("GET", "/campaigns", "rest.listCampaigns", "list_campaigns"),
+    ("GET", r"/campaigns/(?P<campaign_id>[^/:]+)/sequences", "rest.getCampaignSequences", "campaign_sequences"),
+    ("GET", r"/campaigns/(?P<campaign_id>[^/:]+)/goals", "rest.getCampaignGoals", "campaign_goals"),
     ("POST", r"/tags/(?P<tag_id>[^/:]+)/contacts:applyTags", "rest.applyTags", "apply_tags"),
     ("POST", r"/tags/(?P<tag_id>[^/:]+)/contacts:removeTags", "rest.removeTags", "remove_tags"),
     (
@@ -440,6 +461,31 @@ _ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("PATCH", r"/emailAddresses/(?P<email>[^/]+)/status", "rest.updateEmailAddressStatus", "update_email_status"),
     ("GET", r"/emailAddresses/(?P<email>[^/]+)/status", "rest.getEmailAddressStatus", "get_email_status"),
 )
+
+
+def _filter(query: dict[str, str], key: str, known: str) -> str | None:
+    """The value of `filter=key==value` (terms `;`-separated), None without one; 400 for any other term."""
+    wanted = None
+    for term in filter(None, (query.get("filter") or "").split(";")):
+        name, sep, value = term.partition("==")
+        if name.strip() != key or not sep:
+            raise RestError(400, f"unsupported filter {term!r} (the emulator knows {known})")
+        wanted = value.strip()
+    return wanted
+
+
+def _page(items: list[Any], query: dict[str, str]) -> tuple[list[Any], dict[str, Any]]:
+    """One page of a listing (`page_size` ≤ 1000, default 50; `page_token` an offset) and its next_page_token."""
+    try:
+        size = int(query.get("page_size") or 50)
+        start = int(query.get("page_token") or 0)
+    except ValueError:
+        raise RestError(400, "page_size and page_token must be integers") from None
+    if not 0 <= size <= listings.MAX_ROWS or start < 0:
+        raise RestError(400, "page_size is 0..1000")
+    size = size or 50
+    more = {"next_page_token": str(start + size)} if start + size < len(items) else {}
+    return items[start : start + size], more
 
 
 def _json_body(body: bytes, verb: str) -> Any:

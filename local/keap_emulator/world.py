@@ -1,4 +1,4 @@
-"""The seeded world of the emulator (tags, sequences, action sets, goals, custom fields): loading and checking.
+"""The seeded world of the emulator (tags, campaigns, sequences, action sets, goals, custom fields): loading, checking.
 
 The format is documented in README.md beside this file; `default_world.json` is the default world.
 """
@@ -72,6 +72,7 @@ class Goal:
     integration: str
     call_name: str
     actions: tuple[Action, ...]
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class World:
     source: dict[str, Any] = field(default_factory=dict, compare=False)
     goals: dict[int, Goal] = field(default_factory=dict)
     custom_field_ids: dict[str, str] = field(default_factory=dict)  # name -> REST v2 id
+    custom_field_labels: dict[str, str] = field(default_factory=dict)  # name -> label shown in Keap
+    campaigns: dict[int, str] = field(default_factory=dict)  # Campaign Builder campaign id -> name
 
     def goals_for(self, integration: str, call_name: str) -> list[Goal]:
         """The goals an (integration, call name) pair achieves, case-insensitively as Keap matches them."""
@@ -188,11 +191,26 @@ def _parse(raw: dict[str, Any]) -> World:
         if not isinstance(automation, int) or isinstance(automation, bool) or automation <= 0:
             raise WorldError(f"goal {g['id']}: automation_id must be a positive integer id")
         goals[g["id"]] = Goal(
-            g["id"], automation, texts[0], texts[1], parse_actions(f"goal {g['id']}", g.get("actions", []))
+            g["id"],
+            automation,
+            texts[0],
+            texts[1],
+            parse_actions(f"goal {g['id']}", g.get("actions", [])),
+            str(g.get("name", "")),
         )
+
+    campaign_items = raw.get("campaigns", [])
+    _ids(campaign_items, "campaign")
+    campaigns = {c["id"]: str(c.get("name", "")) for c in campaign_items}
+    # A campaign named only by its sequences or goals still exists; it gets a name of its own.
+    for ident in sorted(
+        {s.campaign for s in sequences.values() if s.campaign} | {g.automation_id for g in goals.values()}
+    ):
+        campaigns.setdefault(ident, f"Campaign {ident}")
 
     custom_fields: dict[str, str] = {}
     custom_field_ids: dict[str, str] = {}
+    custom_field_labels: dict[str, str] = {}
     for position, f in enumerate(raw.get("custom_fields", []), start=1):
         name, kind = f.get("name", ""), f.get("type", "string")
         if not isinstance(name, str) or not name.startswith("_") or len(name) < 2:
@@ -202,6 +220,7 @@ def _parse(raw: dict[str, Any]) -> World:
         custom_fields[name] = kind
         # REST v2 knows custom fields by id; without one in the file, the position in the list is the id.
         custom_field_ids[name] = str(f.get("id", position))
+        custom_field_labels[name] = str(f.get("label") or name[1:])
     if len(set(custom_field_ids.values())) != len(custom_field_ids):
         raise WorldError("custom field ids must be unique")
 
@@ -209,4 +228,15 @@ def _parse(raw: dict[str, Any]) -> World:
     for c in contacts:
         if not isinstance(c, dict) or not isinstance(c.get("fields", {}), dict):
             raise WorldError(f"a seeded contact is an object with a 'fields' object: {c!r}")
-    return World(tags, sequences, action_sets, custom_fields, tuple(contacts), raw, goals, custom_field_ids)
+    return World(
+        tags,
+        sequences,
+        action_sets,
+        custom_fields,
+        tuple(contacts),
+        raw,
+        goals,
+        custom_field_ids,
+        custom_field_labels,
+        campaigns,
+    )

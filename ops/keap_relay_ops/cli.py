@@ -38,6 +38,7 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("send every sample through a stack, show what Keap holds", "keap_relay_local.cli:add_demo"),
     "invoke": Command("run one event through one function, in this process", "keap_relay_local.cli:add_invoke"),
     "dlq": Command("list, show, redrive or purge a kind's dead letters", "keap_relay_ops.dlq:add_arguments"),
+    "routes": Command("check a routes file (--live: in Keap) or migrate it", "keap_relay_ops.routes_cli:add_arguments"),
 }
 
 EPILOG = (
