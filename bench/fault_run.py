@@ -534,7 +534,8 @@ def run(cfg: RunConfig, log: Any = print) -> Report:
             routes_file=routes_file,
             visibility_timeout=cfg.visibility_timeout,
             function_timeout=cfg.function_timeout,
-            function_env={"POWERTOOLS_LOG_LEVEL": "WARNING"},
+            # The run counts ContactService calls and action sets: XML-RPC, no longer the default API.
+            function_env={"POWERTOOLS_LOG_LEVEL": "WARNING", "KEAP_API": "xmlrpc"},
         ) as stack:
             model = stack.emulator.model
             seed_unsubscribers(stack.emulator, seeded)

@@ -102,6 +102,7 @@ class Outcome:
     tags: list[int] = field(default_factory=list)
     sequences: list[str] = field(default_factory=list)
     action_sets: list[str] = field(default_factory=list)
+    goals: list[str] = field(default_factory=list)
     dead_letter: str | None = None
     status: str = ""
     applied: bool = False
@@ -163,6 +164,12 @@ def describe_contacts(snapshot: dict[str, Any], email: str) -> dict[str, Any]:
     for run in snapshot.get("action_set_runs", []):
         if run.get("contact_id") in ids:
             runs[run["action_set_id"]] = runs.get(run["action_set_id"], 0) + 1
+    # Goals are what REST v2 (the default API) runs where XML-RPC routes ran action sets.
+    goals: dict[str, int] = {}
+    for run in snapshot.get("goal_runs", []):
+        if run.get("contact_id") in ids:
+            name = f"{run['integration']}/{run['call_name']}"
+            goals[name] = goals.get(name, 0) + 1
     return {
         "ids": ids,
         "tags": sorted({t for c in contacts for t in c.get("tags", [])}),
@@ -170,6 +177,7 @@ def describe_contacts(snapshot: dict[str, Any], email: str) -> dict[str, Any]:
             f"{e['sequence_id']}:{e['state']}" for e in snapshot.get("enrolments", []) if e.get("contact_id") in ids
         ],
         "action_sets": [f"{a}x{n}" for a, n in sorted(runs.items())],
+        "goals": [g if n == 1 else f"{g} x{n}" for g, n in sorted(goals.items())],
     }
 
 
@@ -193,6 +201,7 @@ def settle(outcome: Outcome, snapshot: dict[str, Any] | None, letters: list[dict
         held = describe_contacts(snapshot, sample.email)
         outcome.contact_ids, outcome.tags = held["ids"], held["tags"]
         outcome.sequences, outcome.action_sets = held["sequences"], held["action_sets"]
+        outcome.goals = held["goals"]
     outcome.dead_letter = _dead_letter_reason(letters, sample)
     if outcome.dead_letter:
         outcome.status = f"in DLQ: {outcome.dead_letter}"
@@ -257,6 +266,7 @@ _COLUMNS = (
     ("tags", lambda o: ",".join(map(str, o.tags)) or "-"),
     ("sequences", lambda o: ",".join(o.sequences) or "-"),
     ("action sets", lambda o: ",".join(o.action_sets) or "-"),
+    ("goals", lambda o: ",".join(o.goals) or "-"),
     ("status", lambda o: o.status),
 )
 

@@ -59,10 +59,12 @@ def invoke_function(
     keap_api_key: str | None = None,
     webhook_secrets: dict[str, str] | None = None,
     region: str = "us-east-1",
+    keap_api: str | None = None,
 ) -> tuple[Any, bool]:
     """Run `event` through `functions/<function>/app.py` here; returns (result or error body, ok).
 
     Keap is an ephemeral emulator unless `keap_url` or `keap_api_key` is given (as for LocalStack).
+    `keap_api` (xmlrpc | rest) replaces the template's KEAP_API, which is rest by default.
     moto stands in for the DLQ and the idempotency table; QUEUE_URL is left unset, so HTTP events are
     processed inline.
     """
@@ -96,6 +98,7 @@ def invoke_function(
             routes_file=routes if routes.is_absolute() else base / routes,
             webhook_secrets=webhook_secrets or DEFAULT_WEBHOOK_SECRETS,
             with_queue=False,
+            extra={"KEAP_API": keap_api} if keap_api else None,
         )
         # Handler logs and metrics go to stderr, so stdout carries the result alone (pipe it to jq).
         with _environment(env), contextlib.redirect_stdout(sys.stderr):

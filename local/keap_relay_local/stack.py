@@ -100,8 +100,12 @@ class LocalStack:
     def from_env(cls, environ: dict[str, str] | None = None, **kwargs: Any) -> LocalStack:
         """A stack configured the way the CLI documents: KEAP_API_KEY and/or KEAP_URL mean a Keap the
         stack does not start (real Keap by default), WEBHOOK_SECRETS (a JSON object) replaces the local
-        webhook secrets. Tests construct LocalStack directly, so a developer's key never reaches them."""
+        webhook secrets, KEAP_API (and KEAP_REST_URL) replace the template's API (rest by default; the
+        emulator serves both). Tests construct LocalStack directly, so a developer's key never reaches them."""
         env = os.environ if environ is None else environ
+        chosen = {name: env[name] for name in ("KEAP_API", "KEAP_REST_URL") if env.get(name)}
+        if chosen:
+            kwargs["function_env"] = {**chosen, **(kwargs.get("function_env") or {})}
         if env.get("KEAP_API_KEY"):
             kwargs.setdefault("keap_api_key", env["KEAP_API_KEY"])
         if env.get("KEAP_URL"):
@@ -225,6 +229,12 @@ class LocalStack:
         if self.emulator is None:
             raise RuntimeError("the stack is not started")
         return str(self.emulator.url)
+
+    @property
+    def keap_api(self) -> str | None:
+        """The Keap API the functions drive: KEAP_API from function_env, else the template's (rest by default)."""
+        declared = (fn.environment.get("KEAP_API") for fn in self.spec.functions.values())
+        return self._function_env.get("KEAP_API") or next((api for api in declared if api), None)
 
     def function_environment(self, function: str) -> dict[str, str]:
         """The environment a function process gets: the template's values, then the local wiring."""

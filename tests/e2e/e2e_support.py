@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Routes whose forms fail for good: sequence 99 is not in the emulator's world, so addToCampaign answers a
 # [Loading] fault, and every form event ends in the forms DLQ.
+# The functions' environment for tests of the XML-RPC path: REST v2 is the default API.
+XMLRPC_ENV = {"KEAP_API": "xmlrpc"}
 DEAD_END_ROUTES = """\
 version: 1
 dup_check: Email

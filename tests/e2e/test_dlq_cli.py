@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_support import contact_of, form_event, post_webhook, unique_email, wait_for
+from e2e_support import XMLRPC_ENV, contact_of, form_event, post_webhook, unique_email, wait_for
 
 from keap_relay.routing.runner import OUTCOME_UNKNOWN
 from keap_relay_local.stack import LocalStack
@@ -38,7 +38,7 @@ def routes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(routes_dir: Path) -> Iterator[LocalStack]:
-    with LocalStack(routes_file=routes_dir / "broken.yaml", visibility_timeout=1) as running:
+    with LocalStack(routes_file=routes_dir / "broken.yaml", visibility_timeout=1, function_env=XMLRPC_ENV) as running:
         yield running
 
 

@@ -6,7 +6,15 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from e2e_support import DEAD_END_ROUTES, contact_of, form_event, post_webhook, stack_with_routes, unique_email
+from e2e_support import (
+    DEAD_END_ROUTES,
+    XMLRPC_ENV,
+    contact_of,
+    form_event,
+    post_webhook,
+    stack_with_routes,
+    unique_email,
+)
 
 from keap_relay_local.stack import LocalStack
 
@@ -15,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with stack_with_routes(tmp_path_factory.mktemp("routes"), DEAD_END_ROUTES) as running:
+    with stack_with_routes(tmp_path_factory.mktemp("routes"), DEAD_END_ROUTES, function_env=XMLRPC_ENV) as running:
         yield running
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from e2e_support import (
+    XMLRPC_ENV,
     contact_of,
     form_event,
     http_request,
@@ -50,7 +51,7 @@ unsubscribes:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with stack_with_routes(tmp_path_factory.mktemp("routes"), ROUTES) as running:
+    with stack_with_routes(tmp_path_factory.mktemp("routes"), ROUTES, function_env=XMLRPC_ENV) as running:
         yield running
 
 
@@ -200,7 +201,7 @@ def test_unknown_route_is_404(stack: LocalStack) -> None:
 
 
 def test_an_xmlrpc_outage_holds_events_in_their_queues_until_it_ends(stack: LocalStack) -> None:
-    # KEAP_API=xmlrpc (the default) during an XML-RPC brownout: nothing is lost or dead-lettered for it.
+    # KEAP_API=xmlrpc during an XML-RPC brownout: nothing is lost or dead-lettered for it.
     start = time.time()
     stack.wait_drained(60)
     stack.emulator.set_faults(FaultPlan(outages=[(start, start + 6)], surfaces={"xmlrpc"}))

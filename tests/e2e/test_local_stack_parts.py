@@ -164,6 +164,10 @@ SNAPSHOT = {
     ],
     "enrolments": [{"contact_id": 7, "sequence_id": 11, "state": "active"}],
     "action_set_runs": [{"contact_id": 7, "action_set_id": 21}, {"contact_id": 7, "action_set_id": 21}],
+    "goal_runs": [
+        {"contact_id": 7, "goal_id": 41, "integration": "keaprelay", "call_name": "newcustomer"},
+        {"contact_id": 8, "goal_id": 42, "integration": "keaprelay", "call_name": "unsubscribed"},
+    ],
 }
 
 
@@ -174,7 +178,13 @@ def _sample(kind: str, email: str) -> Sample:
 
 def test_demo_reads_what_keap_holds_for_an_address() -> None:
     held = describe_contacts(SNAPSHOT, "ada@example.com")
-    assert held == {"ids": [7], "tags": [100, 101], "sequences": ["11:active"], "action_sets": ["21x2"]}
+    assert held == {
+        "ids": [7],
+        "tags": [100, 101],
+        "sequences": ["11:active"],
+        "action_sets": ["21x2"],
+        "goals": ["keaprelay/newcustomer"],
+    }
 
 
 def test_demo_verdicts() -> None:

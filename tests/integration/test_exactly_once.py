@@ -35,6 +35,7 @@ def routes(tmp_path):
 def pipeline(emu, table, tmp_path, max_attempts=1, **more):
     settings = Settings(
         kind="purchase",
+        keap_api="xmlrpc",  # action sets and the XML-RPC client's retries: XML-RPC only
         keap_url=emu.url,
         routes_file=routes(tmp_path),
         keap_api_key_env=KEY,

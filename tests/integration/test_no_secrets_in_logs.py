@@ -42,6 +42,7 @@ def test_full_run_logs_no_secret_and_no_clear_email(aws_env, sqs, capfd, caplog,
     with EmulatorServer(port=0, api_key=KEAP_KEY) as emu:
         # Configured as a function is, by its environment.
         env = {
+            "KEAP_API": "xmlrpc",  # the routes use campaigns (XML-RPC only)
             "KEAP_URL": emu.url,
             "ROUTES_FILE": str(routes),
             "QUEUE_URL": work,

@@ -22,7 +22,8 @@ from keap_relay.events.sources import generic
 ROOT = Path(__file__).resolve().parents[2]
 KEY = DEFAULT_API_KEY
 SECRET = "s3cret-for-tests"
-ROUTES = str(ROOT / "config" / "routes.yaml")
+# The XML-RPC routes (campaigns, action sets) shipped before REST v2 became the default.
+ROUTES = str(ROOT / "tests" / "fixtures" / "routes-xmlrpc.yaml")
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +42,7 @@ def queues(sqs, name):
 def pipeline(kind, emu, routes=ROUTES, queue_url=None, dlq_url=None, max_receive=5, **more):
     settings = Settings(
         kind=kind,
+        keap_api="xmlrpc",  # these tests read ContactService calls; REST v2: test_rest_port.py, e2e keap_apis
         keap_url=emu.url,
         routes_file=routes,
         queue_url=queue_url,
@@ -363,6 +365,7 @@ def test_sqs_failure_without_a_dlq_is_returned_to_the_queue_not_dropped(emu, tmp
 def test_handler_works_in_a_plain_python_process_configured_by_env(emu):
     env = {
         **os.environ,
+        "KEAP_API": "xmlrpc",
         "KEAP_URL": emu.url,
         "KEAP_API_KEY": KEY,
         "ROUTES_FILE": ROUTES,
@@ -463,7 +466,9 @@ def test_two_invocations_at_once_on_threads_keep_their_own_redrive_flag_and_cont
             return super().process(event, attempts, **invocation)
 
     runner = RecordingRunner()
-    p = Paused("form_submission", Settings(kind="form_submission", routes_file=ROUTES), runner=runner)
+    p = Paused(
+        "form_submission", Settings(kind="form_submission", keap_api="xmlrpc", routes_file=ROUTES), runner=runner
+    )
     outcome_unknown = {"ErrorClass": {"stringValue": "OutcomeUnknown", "dataType": "String"}}
     batch = sqs_event([form_event(event_id=f"redriven-{i}") for i in (1, 2)], message_attributes=outcome_unknown)
     with ThreadPoolExecutor(2) as pool:

@@ -131,9 +131,10 @@ def test_plans_without_the_new_keys_keep_their_step_keys():
 
 
 def test_routes_check_names_every_rule_rest_cannot_run():
-    shipped = load_routes(str(ROOT / "config" / "routes.yaml"))
+    # The routes file shipped before REST v2 became the default.
+    legacy = load_routes(str(ROOT / "tests" / "fixtures" / "routes-xmlrpc.yaml"))
     with pytest.raises(RoutesError) as info:
-        check_routes(shipped, "rest")
+        check_routes(legacy, "rest")
     message = str(info.value)
     assert "cannot run with KEAP_API=rest" in message
     assert (
@@ -143,7 +144,7 @@ def test_routes_check_names_every_rule_rest_cannot_run():
     assert "rule purchases[0] (course buyers): field action_sets: REST v2 has no call to run an action set" in message
     assert "rule unsubscribes[0] (everyone who leaves): field remove_campaigns" in message
     assert "rule unsubscribes[0] (everyone who leaves): field action_sets" in message
-    check_routes(shipped, "xmlrpc")  # everything runs over XML-RPC
+    check_routes(legacy, "xmlrpc")  # everything runs over XML-RPC
 
 
 def test_routes_check_refuses_pause_and_fields_rest_has_no_place_for():
@@ -161,7 +162,7 @@ def test_routes_check_refuses_pause_and_fields_rest_has_no_place_for():
         in str(info.value)
     )
     assert "_Reason" not in str(info.value)
-    with pytest.raises(RoutesError, match="KEAP_API must be one of xmlrpc, rest"):
+    with pytest.raises(RoutesError, match="KEAP_API must be one of rest, xmlrpc"):
         check_routes(routes(text), "soap")
 
 
@@ -179,8 +180,9 @@ def test_routes_that_use_only_sequences_and_goals_run_on_both(tmp_path):
         load_routes(str(path2), "rest")
 
 
-def test_keap_api_setting_defaults_to_xmlrpc_and_refuses_other_values():
-    assert Settings.from_env("purchase", env={}).keap_api == "xmlrpc"
+def test_keap_api_setting_defaults_to_rest_and_refuses_other_values():
+    assert Settings.from_env("purchase", env={}).keap_api == "rest"
+    assert Settings.from_env("purchase", env={"KEAP_API": "xmlrpc"}).keap_api == "xmlrpc"
     settings = Settings.from_env(
         "purchase",
         env={"KEAP_API": " REST ", "KEAP_REST_URL": "http://127.0.0.1:1/crm", "KEAP_API_KEY": "KeapAK-secret"},
@@ -188,7 +190,7 @@ def test_keap_api_setting_defaults_to_xmlrpc_and_refuses_other_values():
     assert (settings.keap_api, settings.keap_rest_url) == ("rest", "http://127.0.0.1:1/crm")
     assert "keap_api='rest'" in repr(settings) and "secret" not in repr(settings)
     assert Settings.from_env("purchase", env={"KEAP_REST_URL": ""}).keap_rest_url is None
-    with pytest.raises(ConfigError, match="KEAP_API must be one of xmlrpc, rest, not 'soap'"):
+    with pytest.raises(ConfigError, match="KEAP_API must be one of rest, xmlrpc, not 'soap'"):
         Settings.from_env("purchase", env={"KEAP_API": "soap"})
 
 

@@ -10,11 +10,12 @@ from keap_relay.routing.routes import RoutesError, load_routes, parse_routes
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_shipped_routes_file_loads():
-    routes = load_routes(str(ROOT / "config" / "routes.yaml"))
+def test_shipped_routes_file_loads_and_runs_on_both_apis():
+    routes = load_routes(str(ROOT / "config" / "routes.yaml"), "rest")
+    assert load_routes(str(ROOT / "config" / "routes.yaml"), "xmlrpc") is routes
     assert routes.dup_check == "Email"
     forms = routes.for_kind("form_submission")
-    assert forms[0].ids == {"tags": (101, 102), "campaigns": (11,)}
+    assert forms[0].ids == {"tags": (101, 102), "sequences": ((11, 5),)}
     assert forms[0].match == {"source": frozenset({"generic"}), "form": frozenset({"lT4Z3j"})}
     assert routes.for_kind("unsubscribe")[0].ids["remove_tags"] == (100, 101)
 

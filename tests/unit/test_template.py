@@ -15,6 +15,7 @@ import pytest
 from keap_relay.events.kinds import KINDS as KIND_TABLE
 from keap_relay.events.sources import generic
 from keap_relay.keap.defaults import DEFAULT_URL
+from keap_relay.routing.routes import KEAP_APIS
 from keap_relay_local.defaults import LOCAL_WEBHOOK_SECRET
 from keap_relay_local.template import load_template
 
@@ -167,7 +168,8 @@ def test_every_function_gets_the_configuration_contract(template):
 
 def test_keap_api_is_a_parameter_passed_to_every_function(template):
     parameter = template["Parameters"]["KeapApi"]
-    assert parameter["AllowedValues"] == ["xmlrpc", "rest"] and parameter["Default"] == "xmlrpc"
+    # REST v2 by default, as the functions default (Keap retires XML-RPC); the allowed values never change.
+    assert parameter["AllowedValues"] == ["xmlrpc", "rest"] and parameter["Default"] == "rest" == KEAP_APIS[0]
     # Empty by default: a real REST host in the template would reach the local stack's functions too.
     assert default(template, "KeapRestUrl") == ""
     for prefix, _ in KINDS.values():

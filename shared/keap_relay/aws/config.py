@@ -80,7 +80,7 @@ class Settings:
 
     kind: str
     keap_url: str = _env("KEAP_URL", DEFAULT_KEAP_URL)
-    # Which Keap API the functions drive: xmlrpc (ContactService, the default) or rest (v2). REST goes to
+    # Which Keap API the functions drive: rest (v2, the default) or xmlrpc (ContactService). REST goes to
     # KEAP_REST_URL, else to the REST base on KEAP_URL's host (http://h/crm/xmlrpc/v1 -> http://h/crm).
     keap_api: str = _env("KEAP_API", KEAP_APIS[0], _keap_api)
     keap_rest_url: str | None = _env("KEAP_REST_URL")

@@ -287,6 +287,17 @@ _REST_STATUSES: Mapping[int, ErrorKind] = {
     422: _BAD_REQUEST,
 }
 
+# XML-RPC statuses that may mean Keap has browned out or retired XML-RPC (its sunset, reported for 2026-12-31;
+# keap-xmlrpc-facts.md §0) -> the way out, which the error and the dead letter's ErrorMessage name. What Keap
+# answers then is UNVERIFIED (the sources name the brownouts, not their answer): 503 is what an outage of the
+# proxy gives (and the emulator's brownout), 404 / 410 what a removed endpoint would. Their ErrorClass and retry
+# flags stay those of the status.
+_XMLRPC_SUNSET_STATUSES: Mapping[int, str] = dict.fromkeys(
+    (404, 410, 503),
+    "Keap's XML-RPC may be browned out or retired, its sunset reported for 2026-12-31: "
+    "set KEAP_API=rest after `keap-relay routes migrate --to rest`",
+)
+
 
 def _summary(body: bytes, rest: bool) -> str:
     """What a status's body says: REST's JSON error (`{code, message, status, details}`) as `STATUS: message`,
@@ -316,7 +327,9 @@ def error_from_http(
     `rest`: the answer came from the REST v2 API. `rate_info` (the answer's quota headers) sets how long a
     429 asks to wait.
     """
-    message = f"HTTP {status}{_summary(body, rest)}"
+    way_out = None if rest else _XMLRPC_SUNSET_STATUSES.get(status)
+    # The way out comes before Keap's text, which the message's cap may cut.
+    message = f"HTTP {status}{f' ({way_out})' if way_out else ''}{_summary(body, rest)}"
     if status in (401, 403):
         return KeapAuthError(message, method=method, code=status, http_status=status)
     if status == 429:

@@ -32,8 +32,9 @@ ID_KEYS: dict[str, Callable[[Any], Any]] = {
     "pause_campaigns": int,
 }
 
-# The Keap APIs a deployment can drive (KEAP_API), the default first.
-KEAP_APIS: tuple[str, ...] = ("xmlrpc", "rest")
+# The Keap APIs a deployment can drive (KEAP_API), the default first: REST v2, as Keap retires XML-RPC (reported
+# for 2026-12-31, with brownouts before it); xmlrpc stays supported for those not migrated yet.
+KEAP_APIS: tuple[str, ...] = ("rest", "xmlrpc")
 
 # API -> rule key it has no call for -> what to write instead. The routes check names every rule that uses one.
 API_LIMITS: dict[str, dict[str, str]] = {
