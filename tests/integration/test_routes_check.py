@@ -139,7 +139,7 @@ def test_a_bad_keap_api_setting_cannot_check(capsys, keap_env, monkeypatch):
     assert (status, out) == (
         2,
         "",
-    ) and err == "keap-relay routes check: KEAP_API must be one of xmlrpc, rest, not 'soap'\n"
+    ) and err == "keap-relay routes check: KEAP_API must be one of rest, xmlrpc, not 'soap'\n"
 
 
 def test_routes_file_defaults_to_routes_file_setting(tmp_path, capsys, keap_env, monkeypatch):
