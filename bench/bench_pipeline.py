@@ -79,7 +79,12 @@ class Sequential:
 
 def pipeline_for(url: str, routes: str, **extra: Any) -> Pipeline:
     settings = Settings(
-        kind="form_submission", keap_url=url, routes_file=routes, keap_api_key_env=common.EMULATOR_KEY, **extra
+        kind="form_submission",
+        keap_api=common.BENCH_KEAP_API,
+        keap_url=url,
+        routes_file=routes,
+        keap_api_key_env=common.EMULATOR_KEY,
+        **extra,
     )
     return Pipeline("form_submission", settings)
 
@@ -205,6 +210,7 @@ def per_kind(url: str, deployed: Any, n: int) -> dict[str, Any]:
             kind,
             Settings(
                 kind=kind,
+                keap_api=common.BENCH_KEAP_API,
                 keap_url=url,
                 routes_file=str(SHIPPED_ROUTES),
                 keap_api_key_env=common.EMULATOR_KEY,

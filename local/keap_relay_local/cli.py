@@ -143,7 +143,7 @@ def _print_run_banner(stack: LocalStack, info: dict[str, Any]) -> None:
     if stack.emulator is not None:
         lines += [
             "",
-            f"Keap emulator (XML-RPC)  {stack.keap_url}",
+            f"Keap emulator            {stack.keap_url}  (functions use KEAP_API={stack.keap_api or 'rest'})",
             f"  state                  {info['emulator']}/_emulator/state",
             f"  call log               {info['emulator']}/_emulator/calls",
         ]
@@ -295,6 +295,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         keap_api_key=os.environ.get("KEAP_API_KEY") or None,
         keap_url=os.environ.get("KEAP_URL") or None,
         webhook_secrets=_secrets_from_env(),
+        keap_api=os.environ.get("KEAP_API") or None,
     )
     print(json.dumps(result, indent=2, default=str))
     return 0 if ok else 1

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from rich import box
-from rich.console import Console
 from rich.json import JSON
 from rich.padding import Padding
 from rich.table import Column, Table
@@ -28,12 +27,13 @@ from keap_relay.aws.queue import DEAD_LETTER_ATTRIBUTES
 from keap_relay.events.kinds import FOLDERS, Kind, kind_named
 from keap_relay.routing.runner import OUTCOME_UNKNOWN
 
+from .output import show
+
 SUMMARY_MESSAGE = 120  # characters of ErrorMessage `list` shows; `show` prints all of it
 PEEK_HOLD_SECONDS = 20  # how long a listed message stays hidden if we died before releasing it
 SQS_BATCH = 10  # SQS's most messages per receive and entries per batch call
 ACTIVE_TASK = ("RUNNING", "CANCELLING")
 TASK_POLL_SECONDS = 0.5
-PIPED_WIDTH = 10_000  # output to a file or a pipe: values whole and unwrapped, for grep
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -344,17 +344,6 @@ def queues_for(args: argparse.Namespace) -> DeadLetterQueue:
 # ---------------------------------------------------------------------------------------------------- commands
 
 
-def _print(*parts: Any) -> None:
-    """Print text, tables and JSON through rich: to a terminal as wide as it is, to a pipe unwrapped."""
-    # Markup off: Keap's fault strings carry "[Loading]" and the like, which rich would read as styles.
-    console = Console(markup=False, emoji=False, highlight=False, width=None if sys.stdout.isatty() else PIPED_WIDTH)
-    with console.capture() as captured:
-        for part in parts:
-            console.print(part)
-    # rich pads every cell to its column's width; the spaces at the end of a line are only noise in a pipe.
-    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
-
-
 def _count(number: int, what: str = "dead letter") -> str:
     return f"{number} {what}" + ("" if number == 1 else "s")
 
@@ -368,7 +357,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     heading = f"{dlq.label}: {_count(len(letters))}"
     if not letters:
-        _print(heading)
+        show(heading)
         return 0
     # One row a letter: its id (what `show` takes; never cut), and under it the reason, wrapped to the terminal.
     widest_id = max(len(letter.event_id or letter.message_id) for letter in letters)
@@ -383,7 +372,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         f"{_count(unknown)} {'is' if unknown == 1 else 'are'} {OUTCOME_UNKNOWN}: Keap may have run the step. "
         "Look for its effects in Keap, then purge (they are there) or redrive (they are not); see docs/operations.md."
     )
-    _print(heading, table, *([note] if unknown else []))
+    show(heading, table, *([note] if unknown else []))
     return 0
 
 
@@ -410,7 +399,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             body: Any = JSON(letter.body)  # indented, and never wrapped, so that it can be copied whole
         except ValueError:
             body = Text(letter.body)
-        _print(
+        show(
             *([""] if index else []),
             _grid([*summary, ("reason", letter.reason())]),
             "attributes:",

@@ -560,7 +560,7 @@ def _print_event(explained: dict[str, Any], live: bool) -> list[Any]:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    from .dlq import _print
+    from .output import show
 
     live = report["live"]
     head = [
@@ -575,7 +575,7 @@ def print_report(report: dict[str, Any]) -> None:
     body: list[Any] = []
     for item in explained:
         body += ["", *_print_event(item, live)]
-    _print(*head, *body)
+    show(*head, *body)
 
 
 # ---------------------------------------------------------------------------------------------------- argparse

@@ -18,7 +18,7 @@ from typing import Any
 
 from keap_relay.events.canonical import inlined_schema
 from keap_relay.keap.v2_contact import maps_to_v2
-from keap_relay.routing.plan import _TEMPLATE as PLACEHOLDER  # the one pattern the planner fills in
+from keap_relay.routing.plan import TEMPLATE_PLACEHOLDER as PLACEHOLDER
 from keap_relay.routing.routes import API_LIMITS, KEAP_APIS, SECTION_KINDS, Routes, RoutesError, Rule, load_routes
 from keap_relay.routing.routes import routes_path as default_routes_path
 from keap_relay_ops.catalog import Catalog, CatalogError, CatalogUnsupported

@@ -54,7 +54,8 @@ FOLLOW_UPS: tuple[tuple[str, str, Callable[[Any], tuple[tuple[Any, ...], tuple[A
 # email address stays out of step keys and checkpoints).
 ONCE_PER_CONTACT: frozenset[str] = frozenset({"update_contact", "opt_out"})
 
-_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}")
+# A `{{contact.x}}` placeholder in a routes `fields` value; routes check reads the same pattern.
+TEMPLATE_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def _lookup(event: dict[str, Any], dotted: str) -> Any:
 def _render(value: Any, event: dict[str, Any]) -> Any:
     if not isinstance(value, str):
         return value
-    return _TEMPLATE.sub(lambda m: str(_lookup(event, m.group(1)) or ""), value)
+    return TEMPLATE_PLACEHOLDER.sub(lambda m: str(_lookup(event, m.group(1)) or ""), value)
 
 
 def _clean(value: Any) -> Any:
