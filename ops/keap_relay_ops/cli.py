@@ -92,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:  # e.g. the local stack's parts (moto, cfn-lint) without the dev extra
+        log.debug("%s failed", where, exc_info=True)
+        return _fail(where, f"{exc} (the local stack's parts come with the dev extra: `pip install -e '.[dev,ops]'`)")
     except Exception as exc:
         log.debug("%s failed", where, exc_info=True)  # the traceback, with a command's --verbose
         return _fail(where, str(exc) or type(exc).__name__)
