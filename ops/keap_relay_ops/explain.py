@@ -490,16 +490,8 @@ def explain(args: argparse.Namespace) -> dict[str, Any]:
 
 def _live_client(settings: Settings) -> Any:
     """The product's client for the API the functions use (same URL, key and options); only its reads are used."""
-    from keap_relay.routing.keap_port import build_port
-
     try:
-        port = build_port(
-            settings.keap_api,
-            url=settings.keap_url,
-            rest_url=settings.keap_rest_url,
-            api_key=settings.keap_api_key(),
-            max_calls_per_second=settings.max_calls_per_second,
-        )
+        port = settings.keap_port()
     except (ConfigError, KeapError) as exc:
         raise _cannot(str(exc)) from None
     return port.client

@@ -151,6 +151,20 @@ class Settings:
                 return raw
         raise ConfigError("no Keap API key: set KEAP_API_KEY (locally) or KEAP_API_KEY_SECRET_ARN (in AWS)")
 
+    def keap_port(self, rate_limiter: Any = None) -> Any:
+        """The Keap port these settings name (API, URLs, key, per-container pace); `rate_limiter` is the
+        stack's shared budget, when there is one. Built on the worker path and by the operator's commands."""
+        from ..routing.keap_port import build_port
+
+        return build_port(
+            self.keap_api,
+            url=self.keap_url,
+            rest_url=self.keap_rest_url,
+            api_key=self.keap_api_key(),
+            max_calls_per_second=self.max_calls_per_second,
+            rate_limiter=rate_limiter,
+        )
+
     def webhook_secret(self, source: str) -> str | None:
         """The webhook secret of one source, or None when the source has none configured."""
         if self.webhook_secrets_env:

@@ -48,7 +48,6 @@ class Pipeline:
     @property
     def runner(self) -> SequenceRunner:
         if self._runner is None:
-            from ..routing.keap_port import build_port
             from ..routing.runner import SequenceRunner
 
             settings = self.settings
@@ -59,15 +58,7 @@ class Pipeline:
                 from .budget import SharedBudget
 
                 shared = SharedBudget(settings.idempotency_table, settings.keap_rate_limit)
-            port = build_port(
-                settings.keap_api,
-                url=settings.keap_url,
-                rest_url=settings.keap_rest_url,
-                api_key=settings.keap_api_key(),
-                max_calls_per_second=settings.max_calls_per_second,
-                rate_limiter=shared,
-            )
-            self._runner = SequenceRunner(port, settings.keap_concurrency)
+            self._runner = SequenceRunner(settings.keap_port(shared), settings.keap_concurrency)
         return self._runner
 
     @property
