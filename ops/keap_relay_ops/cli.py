@@ -41,6 +41,7 @@ COMMANDS: dict[str, Command] = {
     "routes": Command("check a routes file (--live: in Keap) or migrate it", "keap_relay_ops.routes_cli:add_arguments"),
     "explain": Command("dry-run an event file: the rules and the Keap calls", "keap_relay_ops.explain:add_arguments"),
     "call": Command("make one ContactService call (a change needs --yes)", "keap_relay_ops.call:add_arguments"),
+    "status": Command("a stack at a glance; exit 1 if it needs a person", "keap_relay_ops.status:add_arguments"),
 }
 
 EPILOG = (

@@ -116,14 +116,19 @@ class DeadLetter:
         """A once-only step whose answer was lost: a person checks Keap before it is redriven or purged."""
         return self.attributes.get("ErrorClass") == OUTCOME_UNKNOWN
 
+    @property
+    def error_class(self) -> str:
+        """The pipeline's ErrorClass, or EventBridge's ERROR_CODE, or why there is none."""
+        attrs = self.attributes
+        error = attrs.get("ErrorClass") or (f"EventBridge {attrs['ERROR_CODE']}" if attrs.get("ERROR_CODE") else None)
+        return str(error or "(no reason attached: SQS moved it here after maxReceiveCount receives)")
+
     def reason(self, limit: int | None = None) -> str:
         """ErrorClass at FailedStep: ErrorMessage (the pipeline's), or EventBridge's ERROR_CODE/ERROR_MESSAGE."""
         attrs = self.attributes
         message = _clip(str(attrs.get("ErrorMessage") or attrs.get("ERROR_MESSAGE") or ""), limit)
-        error = attrs.get("ErrorClass") or (f"EventBridge {attrs['ERROR_CODE']}" if attrs.get("ERROR_CODE") else None)
-        error = error or "(no reason attached: SQS moved it here after maxReceiveCount receives)"
         step = attrs.get("FailedStep")
-        return f"{error}" + (f" at {step}" if step else "") + (f": {message}" if message else "")
+        return self.error_class + (f" at {step}" if step else "") + (f": {message}" if message else "")
 
     def summary(self, now: float) -> dict[str, Any]:
         """One dead letter as `list --json` prints it."""
