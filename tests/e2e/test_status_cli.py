@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from e2e_support import (
@@ -53,24 +52,24 @@ def test_a_stack_that_cannot_be_reached_is_one_line_and_exit_2(capsys: pytest.Ca
 
 
 @pytest.fixture
-def stopped() -> Iterator[tuple[str, Any]]:
-    """The template's queues in moto with no function polling them: a stack whose functions are stopped."""
+def stopped() -> Iterator[tuple[str, str]]:
+    """The template's queues in moto with no function polling them (a stack whose functions are stopped):
+    moto's URL and the forms work queue's."""
     moto = MotoServer()
     moto.start()
     try:
-        deployed = provision(read_stack(REPO / "template.yaml", REGION), moto.url, REGION, 30)
-        yield moto.url, deployed
+        spec = read_stack(REPO / "template.yaml", REGION)
+        deployed = provision(spec, moto.url, REGION, 30)
+        yield moto.url, deployed.queue_urls[spec.work_queue("forms").logical_id]
     finally:
         moto.stop()
 
 
 def test_events_waiting_are_counted_from_attributes_and_never_received(
-    stopped: tuple[str, Any], capsys: pytest.CaptureFixture[str]
+    stopped: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    moto_url, _ = stopped
+    moto_url, queue = stopped
     sqs = client("sqs", moto_url, REGION)
-    spec = read_stack(REPO / "template.yaml", REGION)
-    queue = sqs.get_queue_url(QueueName=spec.work_queue("forms").name)["QueueUrl"]
     body = json.dumps(form_event(unique_email("status-waiting")))
     sqs.send_message(QueueUrl=queue, MessageBody=body)
     sqs.send_message(QueueUrl=queue, MessageBody=body, DelaySeconds=900)
