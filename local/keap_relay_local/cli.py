@@ -199,7 +199,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def add_demo(parser: argparse.ArgumentParser) -> None:
     """`keap-relay demo`'s arguments."""
-    _command(parser, "send every sample webhook and bus event through a stack and show what Keap holds", cmd_demo)
+    _command(
+        parser,
+        "send every sample webhook and bus event through a stack and show what Keap holds: the stack "
+        "`keap-relay run` (make run) started when one is up, else one started for the demo",
+        cmd_demo,
+    )
     _add_stack_options(parser)
     parser.add_argument("--gateway", metavar="URL", help="use the running stack at URL instead of starting one")
     parser.add_argument(
@@ -208,7 +213,43 @@ def add_demo(parser: argparse.ArgumentParser) -> None:
         help="with --gateway: the emulator's base URL (default: from .local-stack/stack.json, written by `run`)",
     )
     parser.add_argument("--moto", metavar="URL", help="with --gateway: moto's URL (default: as --emulator)")
+    parser.add_argument(
+        "--new-stack", action="store_true", help="start a stack for the demo even when `keap-relay run`'s is up"
+    )
     parser.add_argument("--verbose", action="store_true", help="show the stack's log")
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return True
+
+
+def _answers(url: str) -> bool:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def running_stack(root: Path) -> dict[str, Any]:
+    """The state of the stack `keap-relay run` keeps up, or {} when none is: no state file, or one left
+    behind by a run that was killed (its process gone, or its gateway not answering)."""
+    state = read_state(root)
+    if not state.get("gateway") or not _pid_alive(state.get("pid")) or not _answers(str(state["gateway"])):
+        return {}
+    return state
 
 
 def _http_json(url: str) -> Any:
@@ -216,6 +257,25 @@ def _http_json(url: str) -> Any:
 
     with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - URL given by the user
         return json.loads(response.read())
+
+
+# What the demo says about the stack it sends through, by the case.
+_OWN_STACK = "starting a stack for this demo, stopped when it ends"
+_DEMO_STACK_LINES = {
+    "new": f"--new-stack: {_OWN_STACK}.",
+    "none": f"No `keap-relay run` (make run) stack is up: {_OWN_STACK}.",
+    # Its functions call a real Keap (KEAP_API_KEY): the samples would create contacts there.
+    "real-keap": f"The `keap-relay run` stack calls a real Keap, not the emulator: {_OWN_STACK} "
+    "(--gateway URL sends to that one anyway).",
+    "run": "Using the stack `keap-relay run` started (pid {pid}): gateway {gateway}, Keap {emulator}/_emulator/state",
+}
+
+
+def _demo_target(root: Path, new_stack: bool) -> tuple[dict[str, Any], str]:
+    """The `run` stack's state to send through ({} to start one), and the line saying which."""
+    known = {} if new_stack else running_stack(root)
+    case = "new" if new_stack else "none" if not known else "real-keap" if not known.get("emulator") else "run"
+    return (known if case == "run" else {}), _DEMO_STACK_LINES[case].format(**known)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -230,7 +290,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not samples:
         print(f"no samples under {args.root / 'events'}", file=sys.stderr)
         return 1
-    if args.gateway is None:
+    known = read_state(args.root)  # with --gateway: where its emulator and moto are
+    gateway = args.gateway
+    if gateway is None:
+        known, why = _demo_target(args.root, args.new_stack)
+        gateway = known.get("gateway")
+        print(why + "\n", flush=True)
+    if gateway is None:
         with LocalStack.from_env(
             routes_file=args.routes or DEFAULT_ROUTES, visibility_timeout=args.visibility_timeout, root=args.root
         ) as stack:
@@ -247,7 +313,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 out=sys.stdout,
             )
     else:
-        known = read_state(args.root)
         emulator_url = args.emulator or known.get("emulator")
         moto_url = args.moto or known.get("moto")
         region = known.get("region", LOCAL_REGION)
@@ -255,7 +320,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         queues = known.get("queues") or {}
         outcomes = run_demo(
             samples,
-            gateway_url=args.gateway.rstrip("/"),
+            gateway_url=gateway.rstrip("/"),
             events=client("events", moto_url, region) if moto_url else None,
             sqs=sqs,
             dlq_urls={k: q["dlq"] for k, q in queues.items() if q.get("dlq")},

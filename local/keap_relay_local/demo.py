@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from keap_relay.aws.http import parse_request
 from keap_relay.events.sources import sign_request, source_spec
 
 from .stack import peek_queue, resolve_kind
@@ -34,9 +35,6 @@ _GATEWAY_HEADERS = frozenset(
 )
 
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-
-
 @dataclass
 class Sample:
     path: Path
@@ -44,17 +42,23 @@ class Sample:
     trigger: str  # http | eventbridge
     event: dict[str, Any]
 
-    @property
+    @functools.cached_property
     def canonical(self) -> dict[str, Any]:
-        """The canonical event inside the sample, when it carries one as JSON."""
+        """The (first) canonical event the function builds from the sample: the bus event's detail, or what
+        the source's adapter reads from the webhook; {} when there is none (a URL check, an ignored body)."""
         if self.trigger == "eventbridge":
             detail = self.event.get("detail")
             return detail if isinstance(detail, dict) else {}
-        try:
-            doc = json.loads(self.body().decode("utf-8"))
-        except ValueError:
+        spec = source_spec(self.source)
+        if spec is None:
             return {}
-        return doc if isinstance(doc, dict) else {}
+        request = parse_request(self.event)
+        try:
+            events = spec.module.parse(request.headers, request.body)
+        except Exception:  # the sample is sent anyway: the function's answer says what is wrong with it
+            return {}
+        first = events[0] if isinstance(events, list) and events else None
+        return first if isinstance(first, dict) else {}
 
     @property
     def source(self) -> str:
@@ -64,15 +68,9 @@ class Sample:
 
     @property
     def email(self) -> str:
+        """The contact's email as the canonical event has it (trimmed, domain lower-cased): what Keap gets."""
         contact = self.canonical.get("contact")
-        if isinstance(contact, dict) and contact.get("email"):
-            return str(contact["email"])
-        text = self.body().decode("utf-8", errors="replace") if self.trigger == "http" else json.dumps(self.event)
-        for key, value in parse_qsl(text):
-            if "email" in key.lower() and _EMAIL.fullmatch(value):
-                return value
-        found = _EMAIL.search(text)
-        return found.group(0) if found else ""
+        return str(contact.get("email") or "") if isinstance(contact, dict) else ""
 
     @property
     def event_id(self) -> str:

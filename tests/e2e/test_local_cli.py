@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -94,6 +100,10 @@ def test_invoke_exits_1_when_the_webhook_is_refused() -> None:
 def test_demo_applies_every_sample_and_shows_keap_state() -> None:
     done = run_cli("demo", timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
+    # No `run` stack is up during the tests (the run tests stop theirs): the demo starts its own and says so.
+    assert done.stdout.startswith("No `keap-relay run` (make run) stack is up: starting a stack"), done.stdout[:300]
+    # Every sample has a real effect: no unsubscribe for a contact the demo never created.
+    assert "no such contact" not in done.stdout
     samples = sorted(REPO.glob("events/*/http-*.json")) + sorted(REPO.glob("events/*/eventbridge.json"))
     for sample in samples:
         assert f"{sample.parent.name}/{sample.stem}" in done.stdout
@@ -108,32 +118,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_run_starts_the_stack_prints_its_urls_and_its_curl_example_is_accepted() -> None:
-    import shutil
-    import signal
-    import time
-
+@contextlib.contextmanager
+def run_stack() -> Iterator[tuple[list[str], list[str]]]:
+    """`keap-relay run` on free ports in its own process: yields the ports (gateway, emulator, moto) and its
+    banner's lines up to the curl example; stopped with Ctrl-C (SIGINT), which must end it cleanly."""
     ports = [str(_free_port()) for _ in range(3)]
     env = {k: v for k, v in os.environ.items() if k not in ("KEAP_API_KEY", "KEAP_URL", "WEBHOOK_SECRETS")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "keap_relay_local",
-            "run",
-            "--gateway-port",
-            ports[0],
-            "--emulator-port",
-            ports[1],
-            "--moto-port",
-            ports[2],
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    command = [sys.executable, "-m", "keap_relay_local", "run"]
+    command += ["--gateway-port", ports[0], "--emulator-port", ports[1], "--moto-port", ports[2]]
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 60
@@ -144,13 +137,7 @@ def test_run_starts_the_stack_prints_its_urls_and_its_curl_example_is_accepted()
             lines.append(line)
             if line.lstrip().startswith("curl "):
                 break
-        banner = "".join(lines)
-        assert f"http://127.0.0.1:{ports[0]}/forms/generic" in banner, banner
-        assert f"http://127.0.0.1:{ports[1]}/_emulator/state" in banner, banner
-        curl = next(line.strip() for line in lines if line.lstrip().startswith("curl "))
-        if shutil.which("curl"):
-            out = subprocess.run(curl + " -w ' %{http_code}'", shell=True, capture_output=True, text=True, timeout=30)
-            assert out.stdout.strip().endswith("202"), out.stdout + out.stderr
+        yield ports, lines
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -158,3 +145,29 @@ def test_run_starts_the_stack_prints_its_urls_and_its_curl_example_is_accepted()
         except subprocess.TimeoutExpired:
             proc.kill()
     assert proc.returncode == 0
+
+
+def test_run_starts_the_stack_prints_its_urls_and_its_curl_example_is_accepted() -> None:
+    with run_stack() as (ports, lines):
+        banner = "".join(lines)
+        assert f"http://127.0.0.1:{ports[0]}/forms/generic" in banner, banner
+        assert f"http://127.0.0.1:{ports[1]}/_emulator/state" in banner, banner
+        curl = next(line.strip() for line in lines if line.lstrip().startswith("curl "))
+        if shutil.which("curl"):
+            out = subprocess.run(curl + " -w ' %{http_code}'", shell=True, capture_output=True, text=True, timeout=30)
+            assert out.stdout.strip().endswith("202"), out.stdout + out.stderr
+
+
+def test_demo_sends_through_the_stack_run_started_when_one_is_up() -> None:
+    with run_stack() as (ports, lines):
+        assert any(line.lstrip().startswith("curl ") for line in lines), "".join(lines)
+        done = run_cli("demo", timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        first = done.stdout.splitlines()[0]
+        assert first.startswith("Using the stack `keap-relay run` started"), first
+        assert f"http://127.0.0.1:{ports[0]}" in first
+        # What the table shows is in that stack's Keap: the `run` state page shows the demo's contacts.
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[1]}/_emulator/state", timeout=10) as answer:
+            emails = {c.get("Email") for c in json.loads(answer.read())["contacts"]}
+        assert {"edsger@example.com", "zaphod@example.com", "grace.hopper@example.com"} <= emails
+        assert "no such contact" not in done.stdout

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from e2e_support import REPO, STANDIN_TEMPLATE
 
-from keap_relay_local.demo import Outcome, Sample, describe_contacts, settle
+from keap_relay_local.cli import running_stack
+from keap_relay_local.demo import LATER_KINDS, Outcome, Sample, describe_contacts, load_samples, settle
 from keap_relay_local.gateway import build_http_event, is_text_content, response_from_result
 from keap_relay_local.invoke import failure_of
 from keap_relay_local.poller import build_sqs_event, failed_message_ids
@@ -208,6 +209,45 @@ def test_demo_verdicts() -> None:
     rejected = Outcome(_sample("forms", "ada@example.com"), rejected="rejected: HTTP 401")
     settle(rejected, SNAPSHOT, [])
     assert rejected.applied is False
+
+
+def test_demo_email_column_is_the_canonical_events_email() -> None:
+    by_name = {f"{s.kind}/{s.path.stem}": s for s in load_samples(REPO)}
+    # Mailgun's body also holds the message's Message-Id, an address too; the recipient is the contact.
+    assert by_name["unsubscribes/http-mailgun"].email == "zaphod@example.com"
+    assert by_name["forms/http-webflow"].email == "zaphod@example.com"  # sent as zaphod@Example.com
+    assert by_name["unsubscribes/http-mailchimp-validation"].email == ""  # a URL check: no event
+    assert all(s.email == s.canonical["contact"]["email"] for s in by_name.values() if s.canonical)
+
+
+def test_demo_samples_tell_one_story_every_unsubscribe_is_for_a_contact_the_demo_created() -> None:
+    samples = load_samples(REPO)
+    created = {s.email for s in samples if s.kind not in LATER_KINDS}
+    leaving = {f"{s.kind}/{s.path.stem}": s.email for s in samples if s.kind in LATER_KINDS and s.email}
+    assert leaving and {name: email for name, email in leaving.items() if email not in created} == {}
+
+
+def test_demo_finds_the_run_stack_only_while_it_is_up(tmp_path: Path) -> None:
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    state = tmp_path / ".local-stack" / "stack.json"
+    assert running_stack(tmp_path) == {}  # no state file
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        gateway = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        state.parent.mkdir()
+        state.write_text(json.dumps({"gateway": gateway, "pid": os.getpid()}))
+        assert running_stack(tmp_path)["gateway"] == gateway
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        state.write_text(json.dumps({"gateway": gateway, "pid": int(gone.stdout)}))
+        assert running_stack(tmp_path) == {}  # left behind by a run that was killed
+    state.write_text(json.dumps({"gateway": gateway, "pid": os.getpid()}))
+    assert running_stack(tmp_path) == {}  # its gateway no longer answers
 
 
 def test_invoke_counts_error_results_as_failures() -> None:

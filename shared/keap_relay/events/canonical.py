@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -33,6 +34,82 @@ class EventInvalid(ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+# Characters Keap cannot carry: control characters other than tab, LF and CR, lone surrogates, and U+FFFE/FFFF
+# (XML 1.0 forbids them on XML-RPC; a surrogate cannot be encoded as UTF-8 for REST either). Accepted, such
+# an event would fail in the worker, after the sender was told "accepted".
+_NOT_CARRIED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+# What such a character does to a field, by the field's path ("[]" any item, "*" any member). Free text a
+# person typed loses it (the rest of the name still means the name); in an email or an id it would change
+# which contact or which event is meant, so the event is refused naming the field. Fields not listed are
+# left to the schema (patterns already refuse controls in kind, source, dates, money, currency).
+DROP, REFUSE = "drop", "refuse"
+TEXT_POLICY: dict[str, str] = {
+    "id": REFUSE,
+    "contact.email": REFUSE,
+    "contact.first_name": DROP,
+    "contact.last_name": DROP,
+    "contact.phone": DROP,
+    "contact.company": DROP,
+    "contact.address.*": DROP,
+    "contact.fields.*": DROP,
+    "form.id": REFUSE,
+    "form.name": DROP,
+    "order.id": REFUSE,
+    "order.items[].sku": REFUSE,
+    "order.items[].product_id": REFUSE,
+    "order.items[].name": DROP,
+    "unsubscribe.reason": DROP,
+    "unsubscribe.list_id": REFUSE,
+}
+
+
+def _policy(pattern: str) -> str | None:
+    parent, _, _ = pattern.rpartition(".")
+    return TEXT_POLICY.get(pattern) or (TEXT_POLICY.get(f"{parent}.*") if parent else None)
+
+
+_DEPTH = 4  # the deepest text in the schema is order.items[].name; deeper is the schema's to refuse
+
+
+def _repair(node: Any, pattern: str, where: str, depth: int = 0) -> Any:
+    """`node` with free text repaired in place; raise EventInvalid at a string that cannot be."""
+    if depth > _DEPTH:
+        return node
+    if isinstance(node, dict):
+        for key in list(node):
+            name = str(key)
+            path = f"{pattern}.{name}" if pattern else name
+            value = _repair(node[key], path, f"{where}.{name}" if where else name, depth + 1)
+            if value == "" and node[key] != "":
+                del node[key]  # nothing left to send: leaving it out keeps what Keap holds
+            else:
+                node[key] = value
+        return node
+    if isinstance(node, list):
+        for number, item in enumerate(node):
+            node[number] = _repair(item, f"{pattern}[]", f"{where}[{number}]", depth + 1)
+        return node
+    if not isinstance(node, str):
+        return node
+    bad = _NOT_CARRIED.search(node)
+    if bad is None:
+        return node
+    policy = _policy(pattern)
+    if policy == DROP:
+        return _NOT_CARRIED.sub("", node)
+    if policy == REFUSE:
+        # The code point only: the value itself is personal data or a sender's id.
+        raise EventInvalid(where, f"holds character U+{ord(bad.group()):04X}, which Keap cannot carry")
+    return node
+
+
+def repair_text(event: dict[str, Any]) -> dict[str, Any]:
+    """Drop the characters Keap cannot carry from the event's free text, in place (TEXT_POLICY says which
+    fields); raise EventInvalid naming an email or id that holds one. Returns the event."""
+    return _repair(event, "", "")
 
 
 def _load_schema(name: str) -> dict[str, Any]:
@@ -119,7 +196,9 @@ def _describe(error: Any, kind: str) -> tuple[str, str]:
 def validate_event(event: Any, kind: str | None = None) -> dict[str, Any]:
     """Check `event` against its kind's schema; return it, or raise EventInvalid naming field and reason.
 
-    With `kind`, the event must be of that kind (a function serves one kind only).
+    With `kind`, the event must be of that kind (a function serves one kind only). The characters Keap
+    cannot carry are dropped from free text first, in place (repair_text): every producer's event, webhook,
+    queue or bus, passes here, at ingest and again in the worker.
     """
     if not isinstance(event, dict):
         raise EventInvalid("(event)", "must be a JSON object")
@@ -131,6 +210,7 @@ def validate_event(event: Any, kind: str | None = None) -> dict[str, Any]:
     for other in SECTIONS.values():
         if other in event and other != SECTIONS[event_kind]:
             raise EventInvalid(other, f"is not allowed in a {event_kind} event")
+    repair_text(event)
     from jsonschema.exceptions import best_match
 
     error = best_match(_validator(event_kind).iter_errors(event))

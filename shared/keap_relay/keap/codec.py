@@ -9,6 +9,7 @@ untyped `<value>text</value>` strings kept verbatim, whitespace around booleans 
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +22,8 @@ import xmltodict
 from keap_relay.keap.errors import ENCODE, KeapMalformedResponse, KeapRequestError, KeapUnsafeResponse, error_from_fault
 
 __all__ = ["decode_response", "encode_call", "format_datetime", "parse_datetime"]
+
+_log = logging.getLogger("keap_relay.keap")
 
 # ================================================================================================
 # Decoding
@@ -182,23 +185,92 @@ def _unsafe(method: str | None) -> KeapUnsafeResponse:
     )
 
 
-def decode_response(body: bytes | str, method: str | None = None) -> Any:
-    """Decode a methodResponse body to its one value; a fault is raised as its KeapFault subclass.
+def _is_xml_char(code: int) -> bool:
+    """Whether XML 1.0 allows the code point (its `Char` production)."""
+    return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
 
-    Raises KeapUnsafeResponse for DOCTYPE/entity bodies and KeapMalformedResponse for anything that
-    is not a readable XML-RPC response. `method` only labels the errors.
-    """
+
+def _drop_reference(found: re.Match[bytes]) -> bytes:
+    number = found[1]
     try:
-        doc = xmltodict.parse(body, **_PARSE_OPTIONS)
+        code = int(number[1:], 16) if number[:1] == b"x" else int(number)
+    except ValueError:  # pragma: no cover - the pattern admits digits only
+        return found[0]
+    return found[0] if _is_xml_char(code) else b""
+
+
+# Keap has been seen answering with characters XML 1.0 forbids (`&#11;` in a contact's field), which no
+# XML parser reads. What a body can hold that XML forbids → what it becomes: a reference to a forbidden
+# character is dropped, other references stay; a raw forbidden character (controls other than tab/LF/CR,
+# UTF-8-encoded surrogates, U+FFFE/FFFF) is dropped.
+_FORBIDDEN_IN_BODY: tuple[tuple[re.Pattern[bytes], Callable[[re.Match[bytes]], bytes]], ...] = (
+    (re.compile(rb"&#(x[0-9a-fA-F]{1,8}|[0-9]{1,10});"), _drop_reference),
+    (re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xed[\xa0-\xbf][\x80-\xbf]|\xef\xbf[\xbe\xbf]"), lambda _: b""),
+)
+
+
+def _without_forbidden(body: bytes | str) -> tuple[bytes, int]:
+    """`body` with the characters XML 1.0 forbids dropped, and how many were."""
+    data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    dropped = 0
+
+    def counted(repair: Callable[[re.Match[bytes]], bytes]) -> Callable[[re.Match[bytes]], bytes]:
+        def run(found: re.Match[bytes]) -> bytes:
+            nonlocal dropped
+            kept = repair(found)
+            dropped += kept != found[0]
+            return kept
+
+        return run
+
+    for pattern, repair in _FORBIDDEN_IN_BODY:
+        data = pattern.sub(counted(repair), data)
+    return data, dropped
+
+
+class _Unparsed(Exception):
+    """Internal: the body did not parse; the message is the reason (no response data in it)."""
+
+
+def _parse(body: bytes | str, method: str | None) -> Any:
+    """xmltodict's document for `body`; raises _Unparsed with the reason, or KeapUnsafeResponse."""
+    try:
+        return xmltodict.parse(body, **_PARSE_OPTIONS)
     except _Unsafe:
         raise _unsafe(method) from None
     except expat.ExpatError as exc:
-        raise KeapMalformedResponse(f"response is not well-formed XML: {exc}", method=method) from None
+        raise _Unparsed(f"response is not well-formed XML: {exc}") from None
     except ValueError as exc:
         # xmltodict's own entity guard, should expat ever report a declaration before the DOCTYPE.
         if "entities" in str(exc):
             raise _unsafe(method) from None
-        raise KeapMalformedResponse(f"response could not be parsed: {exc}", method=method) from None
+        raise _Unparsed(f"response could not be parsed: {exc}") from None
+
+
+def decode_response(body: bytes | str, method: str | None = None) -> Any:
+    """Decode a methodResponse body to its one value; a fault is raised as its KeapFault subclass.
+
+    Characters XML 1.0 forbids (which Keap sometimes sends) are dropped and the body read again, with a
+    warning that says how many (never what they were next to). Raises KeapUnsafeResponse for
+    DOCTYPE/entity bodies and KeapMalformedResponse for anything that is still not a readable XML-RPC
+    response (truncated, not XML). `method` only labels the errors.
+    """
+    try:
+        doc = _parse(body, method)
+    except _Unparsed as first:
+        # The slow path only on failure: a well-formed answer is never scanned twice.
+        repaired, dropped = _without_forbidden(body)
+        if not dropped:
+            raise KeapMalformedResponse(str(first), method=method) from None
+        try:
+            doc = _parse(repaired, method)
+        except _Unparsed as exc:
+            raise KeapMalformedResponse(str(exc), method=method) from None
+        _log.warning(
+            "Keap's answer to %s held %d character(s) XML 1.0 forbids; read with them dropped",
+            method or "a call",
+            dropped,
+        )
     try:
         response = doc["methodResponse"]
         params = response.get("params") if response.__class__ is dict else None
