@@ -60,7 +60,8 @@ class Pipeline:
 
                 shared = SharedBudget(settings.idempotency_table, settings.keap_rate_limit)
             port = settings.keap_port(shared)
-            observe.watch_keap(port.client, self.kind)  # calls, 429s and the quota left, per invocation
+            # Keap calls, 429s and the quota left, reported per invocation.
+            observe.watch_keap(getattr(port, "client", None), self.kind)
             self._runner = SequenceRunner(port, settings.keap_concurrency)
         return self._runner
 
