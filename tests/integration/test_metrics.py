@@ -58,12 +58,13 @@ def pipeline(emu, monkeypatch):
     monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
 
-    def build(**more: Any) -> Pipeline:
+    def build(api: str = "xmlrpc", **more: Any) -> Pipeline:
+        routes = ROOT / ("config/routes.yaml" if api == "rest" else "tests/fixtures/routes-xmlrpc.yaml")
         settings = Settings(
             kind=KIND,
-            keap_api="xmlrpc",
+            keap_api=api,
             keap_url=emu.url,
-            routes_file=str(ROOT / "tests" / "fixtures" / "routes-xmlrpc.yaml"),
+            routes_file=str(routes),
             keap_api_key_env=DEFAULT_API_KEY,
             webhook_secrets_env=json.dumps({"generic": SECRET}),
             **more,
@@ -158,9 +159,10 @@ def test_keap_calls_are_counted_as_the_emulator_logged_them_and_429s_apart(pipel
     assert rate_limited[1] >= 1
 
 
-def test_the_quota_left_is_one_stack_level_series_from_keaps_headers(pipeline, emu, capsys):
+@pytest.mark.parametrize("api", ["xmlrpc", "rest"])
+def test_the_quota_left_is_one_stack_level_series_from_keaps_headers(pipeline, emu, capsys, api):
     emu.set_quota(QuotaPlan(per_day=200))
-    p = pipeline()
+    p = pipeline(api)
     p.handle(form_event())
     used = len(emu.calls())
     got = emitted(capsys.readouterr().out)
