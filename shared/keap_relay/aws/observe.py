@@ -147,6 +147,11 @@ def webhook_answered(kind: str, status: int) -> None:
     _single("WebhookResponses", 1, {"service": kind, "status": str(status)})
 
 
+def _lower(info: Any) -> tuple[float, int]:
+    # Answers on the runner's threads arrive in any order: the latest window's smallest count is the truth.
+    return (info.quota_expiry_time or 0.0, -info.quota_available)
+
+
 class KeapTally:
     """What one kind's Keap client saw since the last flush: calls, 429s and the latest quota headers.
 
@@ -156,14 +161,17 @@ class KeapTally:
         self._lock = threading.Lock()
         self.calls = 0
         self.rate_limited = 0
-        self.quota: Any = None  # the newest RateInfo that carried quota-available
+        self.quota: Any = None  # the RateInfo with the least quota left (of the latest window)
 
     def saw(self, status: int, info: Any) -> None:
         with self._lock:
             self.calls += 1
             self.rate_limited += status == 429
-            newer = self.quota is None or (info is not None and info.observed_at >= self.quota.observed_at)
-            if info is not None and info.quota_available is not None and newer:
+            if (
+                info is not None
+                and info.quota_available is not None
+                and (self.quota is None or _lower(info) > _lower(self.quota))
+            ):
                 self.quota = info
 
     def take(self) -> tuple[int, int, Any]:
