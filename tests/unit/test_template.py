@@ -350,6 +350,8 @@ def test_every_dlq_alarms_to_the_topic_as_soon_as_a_message_waits(template):
     watched = {}
     for alarm in alarms.values():
         p = alarm["Properties"]
+        if p["Namespace"] != "AWS/SQS":
+            continue  # the events-waiting and quota alarms: tests/unit/test_dashboard.py
         assert (p["Namespace"], p["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
         assert (p["ComparisonOperator"], p["Threshold"]) == ("GreaterThanThreshold", 0)
         assert p["AlarmActions"] == [ref("AlarmTopic")]

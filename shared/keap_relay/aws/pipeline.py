@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,10 @@ class Pipeline:
                 from .budget import SharedBudget
 
                 shared = SharedBudget(settings.idempotency_table, settings.keap_rate_limit)
-            self._runner = SequenceRunner(settings.keap_port(shared), settings.keap_concurrency)
+            port = settings.keap_port(shared)
+            # Keap calls, 429s and the quota left, reported per invocation.
+            observe.watch_keap(getattr(port, "client", None), self.kind)
+            self._runner = SequenceRunner(port, settings.keap_concurrency)
         return self._runner
 
     @property
@@ -150,9 +154,14 @@ class Pipeline:
         """The Lambda entry point: hand the event to its trigger's path, with this invocation's own state."""
         observe.logger()
         invocation = Invocation.start(context)
+        trigger = trigger_of(event)
+        started = time.monotonic()
         try:
-            return PATHS[trigger_of(event)](self, event, invocation)
+            return PATHS[trigger](self, event, invocation)
         finally:
+            # One function serves both paths: each path's time is a metric of its own.
+            elapsed_ms = (time.monotonic() - started) * 1000
+            observe.count(observe.DURATION_OF_PATH[trigger], self.kind, round(elapsed_ms, 1))
             observe.flush(self.kind)
 
 

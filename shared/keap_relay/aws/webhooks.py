@@ -25,6 +25,12 @@ def _retry_later(code: str, detail: str) -> dict[str, Any]:
 
 def on_http(pipeline: Pipeline, event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
     """A webhook through API Gateway: verified and parsed, then queued (or, without a queue, applied now)."""
+    response = _answer(pipeline, event, invocation)
+    observe.webhook_answered(pipeline.kind, int(response["statusCode"]))
+    return response
+
+
+def _answer(pipeline: Pipeline, event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
     from . import ingest  # the source adapters: only the webhook path reads them
 
     try:
@@ -50,6 +56,7 @@ def on_http(pipeline: Pipeline, event: dict[str, Any], invocation: Invocation) -
         return _retry_later("unavailable", "could not queue the event; retry later")
     ids = [item["id"] for item in events]
     observe.count("EventsQueued", pipeline.kind, len(ids))
+    observe.count("WebhooksAccepted", pipeline.kind)
     return http.respond(accepted.status, {"status": "queued", "id": ids[0], "ids": ids})
 
 
@@ -63,5 +70,6 @@ def _apply_now(pipeline: Pipeline, events: list[dict[str, Any]], invocation: Inv
             if exc.transient:
                 return _retry_later("keap_unavailable", str(exc))
             return http.error(502, "keap_rejected", str(exc))
+    observe.count("WebhooksAccepted", pipeline.kind)
     body: dict[str, Any] = {"status": results[0]["status"], "id": events[0]["id"], "results": results}
     return http.respond(200, body)

@@ -47,6 +47,9 @@ def _on_record(pipeline: Pipeline, record: Any, invocation: Invocation) -> None:
 
     settings = pipeline.settings
     retry = queue.Retry.of(record)
+    # Each receive reports the event's age since it was first queued: a retry is a new message, so SQS's
+    # own oldest-message age starts again at every retry and would hide an outage.
+    observe.count("EventAge", pipeline.kind, round(retry.age(), 1))
     try:
         event = json.loads(record.body)
     except ValueError as exc:

@@ -137,6 +137,9 @@ class RetryingClient:
             if rate is not None and rate > 0:
                 self.rate_limiter = TokenBucket(rate, sleep=options.sleep)
         self.last_rate_info: RateInfo | None = None
+        # Told of every answered exchange (HTTP status, its quota headers or None); the AWS layer counts
+        # calls and 429s and publishes the quota left through it, so this package stays free of AWS.
+        self.on_response: Callable[[int, RateInfo | None], None] | None = None
         self._transport = HTTPTransport(
             self.url,
             headers={
@@ -178,6 +181,8 @@ class RetryingClient:
         info = RateInfo.from_headers(response.headers)
         if info is not None:
             self.last_rate_info = info
+        if self.on_response is not None:
+            self.on_response(response.status, info)
         # XML-RPC answers every call, faults included, with a 200; REST v2 with any 2xx.
         if not (200 <= response.status < 300 if self.rest else response.status == 200):
             raise error_from_http(response.status, response.body, rest=self.rest, method=operation, rate_info=info)
