@@ -11,6 +11,7 @@ from keap_emulator import FaultPlan
 from keap_emulator.server import DEFAULT_API_KEY
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import EventFailed, Pipeline
+from keap_relay.routing.runner import INTENT
 
 KEY = DEFAULT_API_KEY
 
@@ -177,17 +178,19 @@ class MemoryCheckpoints:
     """Checkpoints kept in a dict (a second backend of the protocol), counting the writes."""
 
     def __init__(self):
-        self.steps, self.writes = {}, []
+        self.steps, self.writes, self.values = {}, [], []
 
     def completed(self):
         return dict(self.steps)
 
     def record(self, key, result):
         self.writes.append([key])
+        self.values.append(result)
         self.steps[key] = result
 
     def record_many(self, results):
         self.writes.append(sorted(results))
+        self.values.append(dict(results))
         self.steps.update(results)
 
 
@@ -200,13 +203,111 @@ def test_safe_follow_ups_are_checkpointed_in_one_write_once_only_steps_at_once(e
     result = p.runner.run(plan(purchase("o-w"), load_routes(p.settings.routes_file)), checkpoints)
     [cid] = result.contact_ids
     # The upsert is safe to repeat (its duplicate check finds the contact): it joins the tags' one write.
+    # The action set is written twice: its intent before the call, its result after.
+    action_set = f"{cid}/run_action_set:21"
     assert sorted(sorted(keys) for keys in checkpoints.writes) == sorted(
         [
-            [f"{cid}/run_action_set:21"],
+            [action_set],
+            [action_set],
             sorted(["upsert_contact", f"{cid}/apply_tag:201", f"{cid}/apply_tag:202", f"{cid}/apply_tag:203"]),
         ]
     )
+    action_set_writes = [
+        value for keys, value in zip(checkpoints.writes, checkpoints.values, strict=True) if keys == [action_set]
+    ]
+    [step] = [s for s in result.steps if s.key == action_set]
+    assert step.status == "ok" and action_set_writes == [INTENT, step.result]  # the result replaces the intent
     # A retry resumes every recorded step and makes no Keap call.
     before = len(keap_calls(emu))
     again = p.runner.run(plan(purchase("o-w"), load_routes(p.settings.routes_file)), checkpoints)
     assert {s.status for s in again.steps} == {"resumed"} and len(keap_calls(emu)) == before
+
+
+def redriven(letter):
+    """A dead letter's attributes as a redrive hands them to the worker."""
+    return {
+        k: {"stringValue": v["StringValue"], "dataType": v["DataType"]} for k, v in letter["MessageAttributes"].items()
+    }
+
+
+def test_a_step_found_with_its_intent_only_is_never_called_and_goes_to_a_person(emu, table, tmp_path, sqs):
+    dlq = sqs.create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    p = pipeline(emu, table, tmp_path, dlq_url=dlq)
+    event = purchase("o-intent", email="intent@example.com")
+    # What a function killed (or timed out) while Keap had the action set leaves: the contact, and the
+    # action set's intent with no result; nothing else was recorded.
+    cid = emu.model.add({"Email": "intent@example.com"})
+    p.idempotency.checkpoints(event).record(f"{cid}/run_action_set:21", INTENT)
+
+    assert p.handle(sqs_record(event)) == {"batchItemFailures": []}
+    assert emu.model.action_set_runs(cid) == []  # never called again
+    assert emu.model.contact_tags(cid) == {201, 202, 203}  # the event's other steps are done
+    assert [c["method"] for c in keap_calls(emu)].count("ContactService.runActionSequence") == 0
+    [letter] = dead_letters(sqs, dlq)
+    reason = {k: v["StringValue"] for k, v in letter["MessageAttributes"].items()}
+    assert reason["ErrorClass"] == "OutcomeUnknown" and reason["Transient"] == "false"
+    assert "runActionSequence" in reason["FailedStep"]
+    assert "function ended" in reason["ErrorMessage"] and "redrive" in reason["ErrorMessage"]
+
+    # Another delivery does not run it either.
+    assert p.handle(sqs_record(event)) == {"batchItemFailures": []}
+    assert emu.model.action_set_runs(cid) == []
+    [again] = dead_letters(sqs, dlq)
+
+    # A person checked Keap and redrove it: the step runs, once, and the event is applied.
+    assert p.handle(sqs_record(event, redriven(again))) == {"batchItemFailures": []}
+    assert len(emu.model.action_set_runs(cid)) == 1
+    assert dead_letters(sqs, dlq) == []
+    assert p.handle(sqs_record(event, redriven(again))) == {"batchItemFailures": []}  # a duplicate now
+    assert len(emu.model.action_set_runs(cid)) == 1
+
+
+def test_an_intent_whose_call_keap_refused_is_cleared_so_the_retry_runs_it(emu, table, tmp_path):
+    p = pipeline(emu, table, tmp_path)
+    emu.set_faults(FaultPlan(rate_429=1.0, methods={"ContactService.runActionSequence"}))
+    with pytest.raises(EventFailed) as info:
+        p.process(purchase("o-429", email="refused@example.com"))
+    assert info.value.transient  # throttled: Keap never ran it
+    [cid] = info.value.result.contact_ids
+    assert emu.model.action_set_runs(cid) == []
+    emu.set_faults(FaultPlan())
+    result = p.process(purchase("o-429", email="refused@example.com"), attempts=2)
+    status = {s["key"]: s["status"] for s in result["steps"]}
+    assert status[f"{cid}/run_action_set:21"] == "ok"
+    assert len(emu.model.action_set_runs(cid)) == 1
+
+
+class CountingDynamo:
+    """A DynamoDB client that counts the writes it passes on (moto answers them)."""
+
+    WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+
+    def __init__(self, client):
+        self._client, self.writes = client, []
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if name not in self.WRITES:
+            return attr
+
+        def write(**kwargs):
+            self.writes.append(name)
+            return attr(**kwargs)
+
+        return write
+
+
+@pytest.mark.parametrize(("rules", "writes"), [("tags: [201, 202]", 3), ("tags: [201, 202]\n    action_sets: [21]", 5)])
+def test_dynamodb_writes_per_event(emu, table, tmp_path, rules, writes):
+    from keap_relay.aws.idempotency import Idempotency, keep_seconds
+
+    path = Path(tmp_path) / "counted-routes.yaml"
+    path.write_text(f"version: 1\npurchases:\n  - match: {{}}\n    {rules}\n")
+    p = pipeline(emu, table, tmp_path)
+    p.settings.routes_file = str(path)
+    counting = CountingDynamo(boto3.client("dynamodb"))
+    p._idempotency = Idempotency(table, keep_seconds(p.settings.max_event_age_seconds), client=counting)
+    p.process(purchase(f"o-count-{writes}", email=f"count-{writes}@example.com"))
+    # The idempotency record (in progress, then done) and one write of the safe steps; an action set adds
+    # its intent and its result.
+    assert len(counting.writes) == writes

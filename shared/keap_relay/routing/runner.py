@@ -15,10 +15,16 @@ if TYPE_CHECKING:  # the port pulls in the Keap clients, which the webhook path 
 
 DEFAULT_CONCURRENCY = 4
 # Port operations Keap would apply twice if repeated (an action set's actions, a goal's automation).
-# When one may have reached Keap but its answer was lost, it is recorded as `uncertain` and not repeated:
-# the event goes to the DLQ for a person to check Keap, and only a redrive of it runs the step again.
+# Before one is called, an intent is recorded; its result replaces the intent once Keap answers. A step found
+# with its intent alone (the function was killed or timed out while Keap had the call), or whose answer was
+# lost, is `uncertain` and never repeated: the event goes to the DLQ for a person to check Keap, and only a
+# redrive of it runs the step again.
 ONCE_ONLY_OPS: frozenset[str] = frozenset({"run_action_set", "achieve_goal"})
 UNCERTAIN = "outcome-unknown"
+# An intent is an uncertain record written before the call: found on a redelivery, the call's outcome is unknown.
+INTENT: dict[str, Any] = {UNCERTAIN: True, "intent": True}
+# Replaces an intent when the call certainly never reached Keap (refused, throttled): a retry may run it.
+NOT_RUN = "not-run"
 
 
 # The error class of a once-only step whose answer was lost: it travels in dead letters (ErrorClass) for up to
@@ -113,6 +119,10 @@ def _is_uncertain(result: Any) -> bool:
     return isinstance(result, dict) and result.get(UNCERTAIN) is True
 
 
+def _not_run(result: Any) -> bool:
+    return isinstance(result, dict) and result.get(NOT_RUN) is True
+
+
 def _describe_error(exc: BaseException) -> tuple[str, str, bool]:
     """(ErrorClass, message, transient). Keap errors that share a class carry their dead-letter name."""
     return getattr(exc, "error_class", None) or type(exc).__name__, str(exc), bool(getattr(exc, "transient", False))
@@ -158,25 +168,33 @@ class SequenceRunner:
         if key in done:
             step.result = done[key]
             if _is_uncertain(step.result):
-                return self._uncertain(step, str(step.result.get("error_class")))
+                lost = step.result.get("error_class") or "the function ended before its answer was recorded"
+                return self._uncertain(step, str(lost))
             step.status = "resumed"
             return step
+        once_only = call.op in ONCE_ONLY_OPS
+        if once_only:
+            # Recorded before Keap hears of it: a kill or timeout from here on leaves the intent, and a
+            # redelivery finds it instead of calling again. A store error here raises: Keap is not called.
+            checkpoints.record(key, INTENT)
         started = time.perf_counter()
         try:
             step.result = getattr(self.keap, call.op)(*args)
         except Exception as exc:  # every failure is reported per step, then classified by the caller
             step.error_class, step.error, step.transient = _describe_error(exc)
             step.ms = round((time.perf_counter() - started) * 1000, 1)
-            if call.op in ONCE_ONLY_OPS and getattr(exc, "maybe_delivered", False):
+            if once_only and getattr(exc, "maybe_delivered", False):
                 # Keap may have run it: a retry could run it twice, so it is recorded and left to a person.
                 step.result = {UNCERTAIN: True, "error_class": step.error_class}
                 checkpoints.record(key, step.result)
                 return self._uncertain(step, step.error_class)
+            if once_only:
+                checkpoints.record(key, {NOT_RUN: True})  # it never reached Keap: a retry may run it
             step.status = "failed"
             step._cause = exc  # type: ignore[attr-defined]
             return step
         step.ms = round((time.perf_counter() - started) * 1000, 1)
-        if deferred is not None and call.op not in ONCE_ONLY_OPS:
+        if deferred is not None and not once_only:
             deferred[key] = step.result  # safe to repeat: recorded with the others, in one write
         else:
             checkpoints.record(key, step.result)
@@ -188,7 +206,7 @@ class SequenceRunner:
         `rerun_uncertain` runs again the steps whose outcome was unknown (a person redrove the event).
         """
         checkpoints = checkpoints or NoCheckpoints()
-        done = checkpoints.completed()
+        done = {key: value for key, value in checkpoints.completed().items() if not _not_run(value)}
         if rerun_uncertain:
             done = {key: value for key, value in done.items() if not _is_uncertain(value)}
         result = RunResult(plan.kind, plan.event_id, "applied", rules=list(plan.rules))
