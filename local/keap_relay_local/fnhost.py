@@ -71,12 +71,29 @@ class _Runtime:
             failure = self._init_error or ImportError("no handler")
             return error_result(failure, "Runtime.ImportModuleError"), "Unhandled"
         context = LambdaContext(self.args.lambda_name, self.args.memory, self.args.timeout, self.args.region)
+        finished = threading.Event()
+        # Lambda ends the sandbox at the Timeout: nothing the handler would do after it (a checkpoint
+        # write, an answer) happens. Every invocation then in flight in this process ends with it.
+        watchdog = threading.Timer(self.args.timeout, _time_out, (context, finished, self.args.timeout))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             return self._handler(event, context), None
         except Exception as exc:  # Lambda turns every handler exception into an error result
             traceback_text = "".join(error_result(exc)["stackTrace"])
             print(f"[ERROR] {type(exc).__name__}: {exc}\n{traceback_text}", file=sys.stderr, flush=True)
             return error_result(exc), "Unhandled"
+        finally:
+            finished.set()
+            watchdog.cancel()
+
+
+def _time_out(context: LambdaContext, finished: threading.Event, timeout: float) -> None:
+    """The invocation ran past the function's Timeout: end the process, as Lambda ends the sandbox."""
+    if finished.is_set():
+        return
+    print(f"{context.aws_request_id} Task timed out after {timeout:.2f} seconds", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _request_handler(runtime: _Runtime) -> type[BaseHTTPRequestHandler]:
@@ -300,6 +317,13 @@ class FunctionHost:
                 self._proc.kill()
                 self._proc.wait()
 
+    def _end(self, proc: subprocess.Popen[str] | None) -> None:
+        """SIGKILL `proc` if it still runs (never a newer process started meanwhile)."""
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if proc is not None:
+            proc.wait()
+
     def restart(self) -> None:
         with self._lock:
             self.stop()
@@ -315,10 +339,11 @@ class FunctionHost:
                 self.stop()
                 self.start()
                 self.restarts += 1
-            port = self._port
+            port, proc = self._port, self._proc
         body = json.dumps(event).encode()
-        # Lambda stops a run at its Timeout; a little margin lets the child answer first when it can.
+        # The process ends itself at the Timeout (see _time_out); waiting a little longer is only a backstop.
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=self.timeout + 2)
+        started = time.monotonic()
         try:
             conn.request(
                 "POST",
@@ -329,9 +354,13 @@ class FunctionHost:
             response = conn.getresponse()
             payload = response.read()
             function_error = response.getheader(FUNCTION_ERROR_HEADER)
-        except TimeoutError as exc:
-            raise FunctionError(self.function, "Sandbox.Timedout", f"no result within {self.timeout} s") from exc
         except (OSError, http.client.HTTPException) as exc:
+            if isinstance(exc, TimeoutError) or time.monotonic() - started >= self.timeout:
+                # Timed out: the process is ended (if it has not ended itself), as Lambda ends the sandbox;
+                # the next invoke starts a new one.
+                self._end(proc)
+                message = f"Task timed out after {self.timeout:.2f} seconds"
+                raise FunctionError(self.function, "Sandbox.Timedout", message) from exc
             raise FunctionError(self.function, "Runtime.ExitError", f"runtime exited: {exc!r}") from exc
         finally:
             conn.close()
