@@ -176,7 +176,7 @@ class SequenceRunner:
         if once_only:
             # Recorded before Keap hears of it: a kill or timeout from here on leaves the intent, and a
             # redelivery finds it instead of calling again. A store error here raises: Keap is not called.
-            checkpoints.record(key, INTENT)
+            checkpoints.record(key, dict(INTENT))
         started = time.perf_counter()
         try:
             step.result = getattr(self.keap, call.op)(*args)
