@@ -21,6 +21,7 @@ from keap_emulator import FaultPlan
 from keap_relay.keap.session import ClientOptions
 from keap_relay.routing.runner import OUTCOME_UNKNOWN
 from keap_relay_local.stack import LocalStack
+from keap_relay_ops.cli import main
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +53,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @pytest.fixture(autouse=True)
 def late_answers(stack: LocalStack) -> Iterator[None]:
     stack.emulator.reset()  # a clean call log per test
+    # And an empty DLQ: the redrive test moves every letter, and the emulator's contact ids start again.
+    while letters := stack.sqs.receive_message(QueueUrl=stack.dlq_url("purchases"), MaxNumberOfMessages=10).get(
+        "Messages"
+    ):
+        for letter in letters:
+            stack.sqs.delete_message(QueueUrl=stack.dlq_url("purchases"), ReceiptHandle=letter["ReceiptHandle"])
     stack.emulator.set_faults(FaultPlan(latency_ms=ANSWER_LATE_MS, methods={ACTION_SET}))
     yield
     stack.emulator.set_faults(FaultPlan())
@@ -118,3 +125,28 @@ def test_a_function_killed_after_keap_applied_the_action_set_does_not_run_it_aga
     assert time.monotonic() - posted < FUNCTION_TIMEOUT
     assert killed is not None and gone(killed)
     assert_ran_once_and_dead_lettered(stack, email, event["id"])
+
+
+def test_a_timeout_before_keap_ran_the_action_set_is_redriven_by_a_person_and_runs_it_once(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Keap holds the connection past the function's timeout without running the action set.
+    stack.emulator.set_faults(FaultPlan(latency_ms=ANSWER_LATE_MS, rate_drop=1.0, methods={ACTION_SET}))
+    email = unique_email("redrive")
+    event = purchase_event(email)
+    assert post_webhook(stack.webhook_url("purchases"), event)[0] == 202
+    letter = wait_for(lambda: dead_letter_of(stack, event["id"]), 60, "the event in the DLQ")
+    assert letter["attributes"]["ErrorClass"] == OUTCOME_UNKNOWN
+    assert "function ended before its answer was recorded" in letter["attributes"]["ErrorMessage"]
+    cid = contact_of(stack.emulator, email)
+    assert stack.emulator.model.action_set_runs(cid) == []
+    assert [c["method"] for c in stack.emulator.calls()].count(ACTION_SET) == 1  # the redelivery did not ask
+
+    # The person checked the contact in Keap: the action set did not run. A redrive runs it, once.
+    stack.emulator.set_faults(FaultPlan())
+    assert main(["dlq", "redrive", "--kind", "purchases", "--endpoint-url", stack.moto_url]) == 0
+    assert "COMPLETED" in capsys.readouterr().out
+    wait_for(lambda: stack.emulator.model.action_set_runs(cid), 60, "the redriven action set")
+    stack.wait_drained(60)
+    assert len(stack.emulator.model.action_set_runs(cid)) == 1
+    assert dead_letter_of(stack, event["id"]) is None
