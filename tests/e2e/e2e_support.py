@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import textwrap
 import time
 import uuid
@@ -224,3 +225,12 @@ STANDIN_HANDLER = textwrap.dedent("""\
             return dict(os.environ)
         return {"pid": os.getpid(), "event": event}
     """)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id still exists (a reaped child is gone; the function host reaps its own)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -9,13 +9,21 @@ intent without a result: the action set is not called again, and the event waits
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_support import XMLRPC_ENV, contact_of, post_webhook, purchase_event, stack_with_routes, unique_email, wait_for
+from e2e_support import (
+    XMLRPC_ENV,
+    contact_of,
+    pid_alive,
+    post_webhook,
+    purchase_event,
+    stack_with_routes,
+    unique_email,
+    wait_for,
+)
 
 from keap_emulator import FaultPlan
 from keap_relay.keap.session import ClientOptions
@@ -73,14 +81,6 @@ def action_set_applied(stack: LocalStack, email: str) -> bool:
     return bool(ids) and bool(stack.emulator.model.action_set_runs(ids[0]))
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def assert_ran_once_and_dead_lettered(stack: LocalStack, email: str, event_id: str) -> None:
     """The redelivered event finished its other steps, never called the action set again, and waits in the DLQ."""
     letter = wait_for(lambda: dead_letter_of(stack, event_id), 60, "the event in the DLQ")
@@ -106,7 +106,7 @@ def test_a_function_timeout_ends_the_process_and_the_action_set_is_not_run_again
     assert post_webhook(stack.webhook_url("purchases"), event)[0] == 202
 
     wait_for(lambda: stack.poller_stats("purchases").failed_invocations > failed, 30, "the invocation to time out")
-    assert first_pid is not None and gone(first_pid)  # ended at its timeout, as Lambda ends a sandbox
+    assert first_pid is not None and not pid_alive(first_pid)  # ended at its timeout, as Lambda ends a sandbox
     assert_ran_once_and_dead_lettered(stack, email, event["id"])
     assert host.restarts == restarts + 1 and host.pid != first_pid  # a new "container" took the redelivery
 
@@ -123,7 +123,7 @@ def test_a_function_killed_after_keap_applied_the_action_set_does_not_run_it_aga
     stack.kill_function("purchases")
     # The invocation began after the POST: a kill this soon came before the function's timeout could.
     assert time.monotonic() - posted < FUNCTION_TIMEOUT
-    assert killed is not None and gone(killed)
+    assert killed is not None and not pid_alive(killed)
     assert_ran_once_and_dead_lettered(stack, email, event["id"])
 
 

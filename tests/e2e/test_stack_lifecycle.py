@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from pathlib import Path
 
 import pytest
+from e2e_support import pid_alive
 
 from keap_emulator import EmulatorServer
 from keap_relay.keap.defaults import DEFAULT_URL
@@ -17,15 +17,6 @@ from keap_relay_local.stack import LocalStack
 pytestmark = pytest.mark.e2e
 
 STACK_THREADS = ("gateway", "poller-", "fnhost-log-", "keap-emulator")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a reaped child is gone; an unreaped one would be a zombie, which the host's wait() prevents
-    return True
 
 
 def port_open(url: str) -> bool:
