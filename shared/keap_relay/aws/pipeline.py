@@ -14,9 +14,10 @@ from . import idempotency, observe, webhooks, worker
 from .config import ConfigError, Settings
 from .invocation import Invocation, trigger_of
 from .queue import EventFailed, Failure
+from .worker import Delivery
 
 if TYPE_CHECKING:  # the planner and runner are the worker path's: a webhook is answered without them
-    from ..routing.runner import Checkpoints, SequenceRunner
+    from ..routing.runner import SequenceFailed, SequenceRunner
 
 log = logging.getLogger("keap_relay.pipeline")
 
@@ -74,20 +75,6 @@ class Pipeline:
             self._idempotency = idempotency.Idempotency(self.settings.idempotency_table, keep, timeout)
         return self._idempotency
 
-    def _apply(self, event: dict[str, Any], checkpoints: Checkpoints | None, rerun_uncertain: bool) -> dict[str, Any]:
-        from ..routing.plan import plan
-
-        routes = load_routes(self.settings.routes_file, self.settings.keap_api)  # loaded once per container
-        result = self.runner.run(plan(event, routes), checkpoints, rerun_uncertain=rerun_uncertain)
-        log.info(
-            "applied %s event %s: contacts %s, %d steps",
-            self.kind,
-            event.get("id"),
-            result.contact_ids,
-            len(result.steps),
-        )
-        return result.to_dict()
-
     def process(
         self, event: Any, attempts: int = 1, *, context: Any = None, rerun_uncertain: bool = False
     ) -> dict[str, Any]:
@@ -97,58 +84,157 @@ class Pipeline:
         `context` is the invocation's Lambda context; `rerun_uncertain` runs again the steps whose outcome
         was unknown (a person checked Keap and redrove the event).
         """
-        from aws_lambda_powertools.utilities.idempotency.exceptions import (
-            IdempotencyAlreadyInProgressError,
-            IdempotencyPersistenceLayerError,
-        )
+        [outcome] = self.process_batch([Delivery(event, attempts, rerun_uncertain)], context=context)
+        if isinstance(outcome, EventFailed):
+            raise outcome
+        return outcome
 
+    def process_batch(self, deliveries: list[Delivery], *, context: Any = None) -> list[dict[str, Any] | EventFailed]:
+        """Apply the events of one batch together, each once: its result, or the EventFailed saying why not.
+
+        Each event is validated and planned alone; the batch's keys are claimed and its checkpoints read at
+        once, the plans run together (routing/batch.py: one Keap call per tag or sequence for all contacts,
+        where the API can), then the outcomes are recorded at once. A second delivery of an event in the same
+        batch is applied once: it gets its twin's result (or, if the twin failed, nothing: the twin carries
+        the event on).
+        """
+        outcomes: list[dict[str, Any] | EventFailed | None] = [None] * len(deliveries)
+        wheres = [self._where(d) for d in deliveries]
+        valid: dict[int, dict[str, Any]] = {}
+        twins: dict[int, int] = {}  # a second delivery in the batch -> the first
+        first_of: dict[str, int] = {}
+        for i, delivery in enumerate(deliveries):
+            try:
+                event = validate_event(delivery.event, self.kind)
+            except EventInvalid as exc:
+                outcomes[i] = EventFailed(Failure.permanent("EventInvalid", str(exc), "validate", **wheres[i]))
+                continue
+            key = idempotency.event_key(event)
+            if key in first_of:
+                twins[i] = first_of[key]
+                continue
+            first_of[key] = i
+            valid[i] = event
+        if valid:
+            try:
+                self._apply(valid, deliveries, wheres, outcomes, context)
+            except (RoutesError, ConfigError) as exc:
+                transient = bool(getattr(exc, "transient", False))
+                for i in valid:
+                    failure = Failure(
+                        error_class=type(exc).__name__,
+                        message=str(exc),
+                        step="configure",
+                        transient=transient,
+                        **wheres[i],
+                    )
+                    outcomes[i] = EventFailed(failure)
+        for i, first in twins.items():
+            twin = outcomes[first]
+            outcomes[i] = twin if isinstance(twin, dict) else {"status": "duplicate", "event_id": wheres[i]["event_id"]}
+        return [outcome if outcome is not None else {} for outcome in outcomes]
+
+    def _apply(
+        self,
+        valid: dict[int, dict[str, Any]],
+        deliveries: list[Delivery],
+        wheres: list[dict[str, Any]],
+        outcomes: list[Any],
+        context: Any,
+    ) -> None:
+        """Claim, run and record the valid events of a batch; their outcomes go in `outcomes`."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+        from ..routing.batch import BatchItem, BatchRunner
+        from ..routing.plan import plan
         from ..routing.runner import SequenceFailed
 
-        ident = event if isinstance(event, dict) else {}
+        routes = load_routes(self.settings.routes_file, self.settings.keap_api)  # loaded once per container
+        runner = self.runner
+        indexes = list(valid)
+        once = self.idempotency
+        claims = once.claim([valid[i] for i in indexes], context) if once is not None else None
+        items: list[BatchItem] = []
+        running: list[int] = []
+        for n, i in enumerate(indexes):
+            claim = claims[n] if claims is not None else None
+            if claim is not None and claim.result is not None:  # applied before: its first result, no Keap call
+                outcomes[i] = claim.result
+                observe.count("EventsApplied", self.kind)
+            elif claim is not None and claim.error is not None:
+                if isinstance(claim.error, IdempotencyAlreadyInProgressError):
+                    # Another delivery of the same event is being applied right now: try again after it.
+                    message = "another delivery of this event is being applied"
+                    outcomes[i] = EventFailed(Failure.retryable("InProgress", message, "idempotency", **wheres[i]))
+                else:
+                    failure = Failure.retryable("IdempotencyStoreError", str(claim.error), "idempotency", **wheres[i])
+                    outcomes[i] = EventFailed(failure)
+            else:
+                checkpoints = claim.checkpoints if claim is not None else None
+                item = BatchItem(plan(valid[i], routes), rerun_uncertain=deliveries[i].rerun_uncertain)
+                if checkpoints is not None:
+                    item.checkpoints = checkpoints
+                items.append(item)
+                running.append(i)
+        if not items:
+            return
+        try:
+            results = BatchRunner(runner).run(items)
+        except Exception as exc:  # not a step's failure (a store error, a bug): each claim is let go again
+            if once is not None and claims is not None:
+                granted = [claims[indexes.index(i)] for i in running]
+                once.finish(granted, [exc] * len(granted))
+            raise
+        ran = [(r.to_dict() if not isinstance(r, SequenceFailed) else r) for r in results]
+        if once is not None and claims is not None:
+            granted = [claims[indexes.index(i)] for i in running]
+            try:
+                once.finish(granted, ran)
+            except Exception as exc:
+                for i in running:
+                    failure = Failure.retryable("IdempotencyStoreError", str(exc), "idempotency", **wheres[i])
+                    outcomes[i] = EventFailed(failure)
+                return
+        for i, result in zip(running, ran, strict=True):
+            if isinstance(result, SequenceFailed):
+                outcomes[i] = self._failed(result, wheres[i])
+                continue
+            log.info(
+                "applied %s event %s: contacts %s, %d steps",
+                self.kind,
+                result.get("event_id"),
+                result.get("contact_ids"),
+                len(result.get("steps") or ()),
+            )
+            observe.count("EventsApplied", self.kind)
+            outcomes[i] = result
+
+    def _where(self, delivery: Delivery) -> dict[str, Any]:
+        ident = delivery.event if isinstance(delivery.event, dict) else {}
         where = {
             "kind": self.kind,
-            "attempts": attempts,
+            "attempts": delivery.attempts,
             "source": str(ident.get("source") or ""),
             "event_id": str(ident.get("id") or ""),
         }
         observe.correlate(where["event_id"], self.kind)
+        return where
 
-        def apply(valid: dict[str, Any], checkpoints: Checkpoints | None = None) -> dict[str, Any]:
-            return self._apply(valid, checkpoints, rerun_uncertain)
-
-        try:
-            valid = validate_event(event, self.kind)
-            once = self.idempotency
-            result = apply(valid) if once is None else once.apply_once(valid, apply, context)
-            observe.count("EventsApplied", self.kind)
-            return result
-        except EventInvalid as exc:
-            raise EventFailed(Failure.permanent("EventInvalid", str(exc), "validate", **where)) from exc
-        except (RoutesError, ConfigError) as exc:
-            transient = bool(getattr(exc, "transient", False))
-            failure = Failure(
-                error_class=type(exc).__name__, message=str(exc), step="configure", transient=transient, **where
-            )
-            raise EventFailed(failure) from exc
-        except SequenceFailed as exc:
-            if exc.step.status == "uncertain":
-                observe.count("StepOutcomeUnknown", self.kind)
-                log.warning("event %s: %s", where["event_id"], exc.step.error)
-            failure = Failure(
-                error_class=exc.step.error_class or "Error",
-                message=exc.step.error or "",
-                step=f"{exc.step.key} ({exc.step.call})",
-                transient=exc.transient,
-                **where,
-            )
-            raise EventFailed(failure, exc.result, getattr(exc.cause, "retry_after", None)) from exc
-        except IdempotencyAlreadyInProgressError as exc:
-            # Another delivery of the same event is being applied right now: try again after it.
-            message = "another delivery of this event is being applied"
-            raise EventFailed(Failure.retryable("InProgress", message, "idempotency", **where)) from exc
-        except IdempotencyPersistenceLayerError as exc:
-            failure = Failure.retryable("IdempotencyStoreError", str(exc), "idempotency", **where)
-            raise EventFailed(failure) from exc
+    def _failed(self, exc: SequenceFailed, where: dict[str, Any]) -> EventFailed:
+        """The EventFailed for a failed step: its dead-letter name, message and step, and whether to retry."""
+        if exc.step.status == "uncertain":
+            observe.count("StepOutcomeUnknown", self.kind)
+            log.warning("event %s: %s", where["event_id"], exc.step.error)
+        failure = Failure(
+            error_class=exc.step.error_class or "Error",
+            message=exc.step.error or "",
+            step=f"{exc.step.key} ({exc.step.call})",
+            transient=exc.transient,
+            **where,
+        )
+        failed = EventFailed(failure, exc.result, getattr(exc.cause, "retry_after", None))
+        failed.__cause__ = exc
+        return failed
 
     def handle(self, event: Any, context: Any = None) -> dict[str, Any]:
         """The Lambda entry point: hand the event to its trigger's path, with this invocation's own state."""

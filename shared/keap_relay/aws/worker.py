@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import observe, queue
@@ -14,6 +15,15 @@ if TYPE_CHECKING:
     from .pipeline import Pipeline
 
 log = logging.getLogger("keap_relay.pipeline")
+
+
+@dataclass
+class Delivery:
+    """One event as the worker hands it to the pipeline, with what its record says about applying it."""
+
+    event: Any
+    attempts: int = 1
+    rerun_uncertain: bool = False  # a person redrove it after an unknown outcome: run those steps again
 
 
 def _dead_letter(pipeline: Pipeline, body: str, failure: queue.Failure) -> bool:
@@ -41,8 +51,9 @@ def _retry_later(pipeline: Pipeline, body: str, retry: queue.Retry, wait: float 
     return True
 
 
-def _on_record(pipeline: Pipeline, record: Any, invocation: Invocation) -> None:
-    """One record of a batch: applied, waited for, handed back, re-queued or dead-lettered; raising returns it."""
+def _prepare(pipeline: Pipeline, record: Any, invocation: Invocation) -> tuple[queue.Retry, Delivery] | None:
+    """A record's event, ready to apply; None when the record is settled already (dead-lettered, waiting, handed
+    back for the next invocation); raising returns it to SQS."""
     from ..routing.runner import OUTCOME_UNKNOWN
 
     settings = pipeline.settings
@@ -58,49 +69,114 @@ def _on_record(pipeline: Pipeline, record: Any, invocation: Invocation) -> None:
         )
         if not _dead_letter(pipeline, record.body, failure):
             raise
-        return
+        return None
     if is_eventbridge_event(event):
         # An EventBridge envelope: moto ignores the rule's InputPath, and a DLQ'd delivery keeps it too.
         event = event["detail"]
     if retry.waiting():
         # Keap's quota is not back yet: wait again without calling Keap.
         queue.requeue(settings.queue_url or "", record.body, retry.next(retry.remaining(), same=True))
-        return
+        return None
     if invocation.out_of_time(settings.function_timeout_seconds):
         # Too little of the invocation is left to apply this event (the Keap budget paces a batch): hand it
         # back for the next invocation, without using up a receive, rather than be cut off mid-sequence.
         if settings.queue_url:
             queue.requeue(settings.queue_url, record.body, retry.next(0, same=True))
-            return
+            return None
         raise TimeoutError("too little time left in this invocation; SQS will redeliver the record")
+    # A person redrove an event whose once-only step had an unknown outcome, having checked Keap: run it.
+    rerun = retry.redriven_error == OUTCOME_UNKNOWN
+    return retry, Delivery(event, retry.attempts, rerun_uncertain=rerun)
+
+
+def _on_failure(pipeline: Pipeline, record: Any, retry: queue.Retry, exc: EventFailed) -> None:
+    """A record whose event failed: re-queued, dead-lettered, or (raising) handed back to SQS."""
+    settings = pipeline.settings
+    if exc.transient and _retry_later(pipeline, record.body, retry, exc.retry_after):
+        return
+    last = retry.receives >= settings.max_receive_count
+    # Without a queue to re-send to, a transient failure goes back to SQS to be redelivered, unless
+    # this was the last receive: then we dead-letter it ourselves, so its reason travels with it.
+    if exc.transient and not last and not settings.queue_url:
+        observe.count("EventsRetried", pipeline.kind)
+        raise exc
+    if not _dead_letter(pipeline, record.body, exc.failure):
+        raise exc
+
+
+def _on_record(pipeline: Pipeline, record: Any, invocation: Invocation) -> None:
+    """One record of a batch: applied, waited for, handed back, re-queued or dead-lettered; raising returns it."""
+    prepared = _prepare(pipeline, record, invocation)
+    if prepared is None:
+        return
+    retry, delivery = prepared
     invocation.records_started += 1
     try:
-        # A person redrove an event whose once-only step had an unknown outcome, having checked Keap: run it.
-        rerun = retry.redriven_error == OUTCOME_UNKNOWN
-        pipeline.process(event, retry.attempts, context=invocation.context, rerun_uncertain=rerun)
+        pipeline.process(
+            delivery.event, delivery.attempts, context=invocation.context, rerun_uncertain=delivery.rerun_uncertain
+        )
     except EventFailed as exc:
-        if exc.transient and _retry_later(pipeline, record.body, retry, exc.retry_after):
-            return
-        last = retry.receives >= settings.max_receive_count
-        # Without a queue to re-send to, a transient failure goes back to SQS to be redelivered, unless
-        # this was the last receive: then we dead-letter it ourselves, so its reason travels with it.
-        if exc.transient and not last and not settings.queue_url:
-            observe.count("EventsRetried", pipeline.kind)
-            raise
-        if not _dead_letter(pipeline, record.body, exc.failure):
-            raise
+        _on_failure(pipeline, record, retry, exc)
+
+
+def _apply_batch(pipeline: Pipeline, event: dict[str, Any], invocation: Invocation) -> dict[str, BaseException | None]:
+    """The records of a batch applied together (REST v2): message id -> None when settled, else what to raise."""
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    settled: dict[str, BaseException | None] = {}
+    ready: list[tuple[Any, queue.Retry, Delivery]] = []
+    for raw in event.get("Records") or []:
+        record = SQSRecord(raw)
+        try:
+            prepared = _prepare(pipeline, record, invocation)
+        except Exception as exc:  # handed back to SQS, as a record handler raising would be
+            settled[record.message_id] = exc
+            continue
+        settled[record.message_id] = None
+        if prepared is not None:
+            ready.append((record, *prepared))
+    if not ready:
+        return settled
+    invocation.records_started += len(ready)
+    try:
+        outcomes = pipeline.process_batch([delivery for _, _, delivery in ready], context=invocation.context)
+    except Exception as exc:  # nothing of the batch is known to be done: every record goes back to SQS
+        log.exception("batch of %d %s events failed", len(ready), pipeline.kind)
+        return {**settled, **{record.message_id: exc for record, _, _ in ready}}
+    for (record, retry, _), outcome in zip(ready, outcomes, strict=True):
+        if isinstance(outcome, EventFailed):
+            try:
+                _on_failure(pipeline, record, retry, outcome)
+            except Exception as exc:
+                settled[record.message_id] = exc
+    return settled
+
+
+def _batched(pipeline: Pipeline, event: dict[str, Any]) -> bool:
+    """Whether a batch's events are applied together: on REST v2 (many contacts a call), more than one."""
+    return pipeline.settings.keap_api == "rest" and len(event.get("Records") or []) > 1
 
 
 def on_sqs(pipeline: Pipeline, event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
     """A batch of the work queue: each record applied, re-queued or dead-lettered; the rest reported failed."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+    if _batched(pipeline, event):
+        settled = _apply_batch(pipeline, event, invocation)
+
+        def handler(record: Any) -> None:
+            error = settled.get(record.message_id)
+            if error is not None:
+                raise error
+
+    else:
+
+        def handler(record: Any) -> None:
+            _on_record(pipeline, record, invocation)
+
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(
-        event=event,
-        record_handler=lambda record: _on_record(pipeline, record, invocation),
-        processor=processor,
-        context=invocation.context,
+        event=event, record_handler=handler, processor=processor, context=invocation.context
     )
 
 

@@ -14,7 +14,14 @@ from keap_relay.keap.errors import NOT_FOUND, ErrorKind, KeapError, KeapMalforme
 from keap_relay.keap.session import RetryingClient
 from keap_relay.keap.v2_contact import ITEM_KEYS, merge_items, to_v2_contact
 
-__all__ = ["DEFAULT_REST_URL", "REST_SAFE_TO_REPEAT", "RestClient", "outcome_error", "rest_base_url"]
+__all__ = [
+    "DEFAULT_REST_URL",
+    "REST_SAFE_TO_REPEAT",
+    "RestClient",
+    "outcome_done",
+    "outcome_error",
+    "rest_base_url",
+]
 
 # The base URL of Keap's own generated v2 SDK; every path below is relative to it.
 DEFAULT_REST_URL = "https://api.keap.com/crm"
@@ -66,7 +73,9 @@ def rest_base_url(keap_url: str | None) -> str:
 
 
 # Per-contact outcome of a many-contacts call -> the error it means for that contact (None: done).
-# FAILED: this contact failed; the others may have succeeded.
+# FAILED: this contact failed; the others may have succeeded. A contact the answer does not name was done
+# (Keap lists what it did not do, and `removeTags` answers 204 without a body). A word not in this table is
+# not a clear success: UNCLEAR_OUTCOME, so a batch retries that contact alone (routing/batch.py).
 _OUTCOMES: Mapping[str, ErrorKind | None] = {
     "SUCCESS": None,
     "ALREADY_IN_SEQUENCE": None,
@@ -74,11 +83,17 @@ _OUTCOMES: Mapping[str, ErrorKind | None] = {
     "CONTACT_DOES_NOT_EXIST": NOT_FOUND,
     "FAILED": ErrorKind("KeapContactFailed", transient=True),
 }
+UNCLEAR_OUTCOME = ErrorKind("KeapContactFailed", transient=True)
+
+
+def outcome_done(outcome: str | None) -> bool:
+    """Whether one contact's outcome of a many-contacts call clearly says it was done."""
+    return _OUTCOMES.get(outcome or "SUCCESS", UNCLEAR_OUTCOME) is None
 
 
 def outcome_error(operation: str, contact_id: int, outcome: str | None) -> KeapError | None:
     """The error for one contact's outcome of a many-contacts call, or None when it was done."""
-    kind = _OUTCOMES.get(outcome or "SUCCESS")
+    kind = _OUTCOMES.get(outcome or "SUCCESS", UNCLEAR_OUTCOME)
     return None if kind is None else KeapError(f"contact {contact_id}: {outcome}", method=operation, kind=kind)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..keap.client import ContactService
@@ -10,6 +11,9 @@ from ..keap.rest import RestClient, outcome_error, rest_base_url
 from ..keap.session import ClientOptions
 from ..keap.throttle import RateLimiter
 
+# A many-contacts operation: (contact ids, the operation's args) -> contact id -> Keap's outcome for it.
+ManyContacts = Callable[..., dict[int, str]]
+
 
 class KeapPort(Protocol):
     """What a sequence needs from Keap; an XML-RPC or a REST v2 client can implement it."""
@@ -17,6 +21,7 @@ class KeapPort(Protocol):
     call_names: dict[str, str]
 
     def expect_calls(self, calls: int) -> None: ...
+    def many_contacts(self) -> dict[str, ManyContacts]: ...
     def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> int: ...
     def find_contacts(self, email: str) -> list[int]: ...
     def update_contact(self, contact_id: int, fields: dict[str, Any]) -> int: ...
@@ -35,6 +40,10 @@ class _ClientPort:
 
     def __init__(self, client: ContactService | RestClient) -> None:
         self.client = client
+
+    def many_contacts(self) -> dict[str, ManyContacts]:
+        """Port operation -> its many-contacts form, for the operations this API can apply to many at once."""
+        return {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.client!r})"
@@ -131,6 +140,15 @@ class RestPort(_ClientPort):
             raise error
         return outcome
 
+    def many_contacts(self) -> dict[str, ManyContacts]:
+        # tags/{t}/contacts:applyTags and the sequence calls take many contact ids (a batch groups by target).
+        return {
+            "apply_tag": lambda ids, tag_id: self.client.apply_tag(tag_id, ids),
+            "remove_tag": lambda ids, tag_id: self.client.remove_tag(tag_id, ids),
+            "start_sequence": lambda ids, *seq: self._sequence_many("start_sequence", "sequences", ids, *seq),
+            "stop_sequence": lambda ids, *seq: self._sequence_many("stop_sequence", "remove_sequences", ids, *seq),
+        }
+
     def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> int:
         return self.client.upsert_contact(fields, dup_check)
 
@@ -146,16 +164,21 @@ class RestPort(_ClientPort):
     def remove_tag(self, contact_id: int, tag_id: int) -> Any:
         return self._one("rest.removeTags", contact_id, self.client.remove_tag(tag_id, [contact_id]))
 
-    def _sequence(self, op: str, routes_key: str, contact_id: int, sequence_id: int, campaign_id: int | None) -> Any:
-        """Start (`op` start_sequence) or stop a campaign's sequence for a contact: v2 knows it by its campaign."""
-        operation = self.call_names[op]
+    def _sequence_many(
+        self, op: str, routes_key: str, contact_ids: list[int], sequence_id: int, campaign_id: int | None = None
+    ) -> dict[int, str]:
+        """Start (`op` start_sequence) or stop a campaign's sequence for contacts: v2 knows it by its campaign."""
         if campaign_id is None:
             raise KeapUnsupportedOperation(
                 f"REST v2 needs the campaign of sequence {sequence_id}: use {routes_key}: [{{campaign, sequence}}]",
-                method=operation,
+                method=self.call_names[op],
             )
         move = self.client.add_to_sequence if op == "start_sequence" else self.client.remove_from_sequence
-        return self._one(operation, contact_id, move(campaign_id, sequence_id, [contact_id]))
+        return move(campaign_id, sequence_id, contact_ids)
+
+    def _sequence(self, op: str, routes_key: str, contact_id: int, sequence_id: int, campaign_id: int | None) -> Any:
+        outcomes = self._sequence_many(op, routes_key, [contact_id], sequence_id, campaign_id)
+        return self._one(self.call_names[op], contact_id, outcomes)
 
     def start_sequence(self, contact_id: int, sequence_id: int, campaign_id: int | None = None) -> Any:
         return self._sequence("start_sequence", "sequences", contact_id, sequence_id, campaign_id)

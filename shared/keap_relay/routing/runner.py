@@ -123,7 +123,15 @@ def _not_run(result: Any) -> bool:
     return isinstance(result, dict) and result.get(NOT_RUN) is True
 
 
-def _describe_error(exc: BaseException) -> tuple[str, str, bool]:
+def completed_steps(checkpoints: Checkpoints, rerun_uncertain: bool = False) -> dict[str, Any]:
+    """What an earlier attempt recorded as done: not-run intents dropped, uncertain ones too on a redrive."""
+    done = {key: value for key, value in checkpoints.completed().items() if not _not_run(value)}
+    if rerun_uncertain:
+        done = {key: value for key, value in done.items() if not _is_uncertain(value)}
+    return done
+
+
+def failure_of(exc: BaseException) -> tuple[str, str, bool]:
     """(ErrorClass, message, transient). Keap errors that share a class carry their dead-letter name."""
     return getattr(exc, "error_class", None) or type(exc).__name__, str(exc), bool(getattr(exc, "transient", False))
 
@@ -181,7 +189,7 @@ class SequenceRunner:
         try:
             step.result = getattr(self.keap, call.op)(*args)
         except Exception as exc:  # every failure is reported per step, then classified by the caller
-            step.error_class, step.error, step.transient = _describe_error(exc)
+            step.error_class, step.error, step.transient = failure_of(exc)
             step.ms = round((time.perf_counter() - started) * 1000, 1)
             if once_only and getattr(exc, "maybe_delivered", False):
                 # Keap may have run it: a retry could run it twice, so it is recorded and left to a person.
@@ -206,9 +214,7 @@ class SequenceRunner:
         `rerun_uncertain` runs again the steps whose outcome was unknown (a person redrove the event).
         """
         checkpoints = checkpoints or NoCheckpoints()
-        done = {key: value for key, value in checkpoints.completed().items() if not _not_run(value)}
-        if rerun_uncertain:
-            done = {key: value for key, value in done.items() if not _is_uncertain(value)}
+        done = completed_steps(checkpoints, rerun_uncertain)
         result = RunResult(plan.kind, plan.event_id, "applied", rules=list(plan.rules))
         if plan.first.op not in done:  # most events touch one contact: the first call and its follow-ups
             self.keap.expect_calls(1 + len(plan.follow_ups))
