@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -157,3 +158,68 @@ class FaultInjector:
                         after_apply=plan.drop_after_apply if kind == "drop" else False,
                     )
             return Injection(None, None, latency)
+
+
+# ---------------------------------------------------------------- per-contact faults (REST many-contacts calls)
+
+
+@dataclass
+class ContactFault:
+    """How the REST many-contacts calls (applyTags, removeTags, a sequence's addContacts / removeContacts)
+    answer for one contact: an outcome word instead of its own (`FAILED`, or a word Keap never documented;
+    the contact is then left unchanged unless `applied`), or an HTTP status for the whole call whenever it
+    lists the contact (`status`, e.g. 400: nothing is applied). `in_groups_only`: a call naming the contact
+    alone is answered normally. `times`: how many calls it is used for (None: every one)."""
+
+    outcome: str | None = None
+    status: int | None = None
+    applied: bool = False
+    in_groups_only: bool = False
+    times: int | None = None
+
+
+class ContactFaults:
+    """The per-contact faults of one emulator, keyed by contact id (see contact_faults)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: dict[int, ContactFault] = {}
+
+    def set(self, contact_id: int, fault: ContactFault | None) -> None:
+        """Give a contact a fault (None takes it away)."""
+        with self._lock:
+            if fault is None:
+                self._faults.pop(contact_id, None)
+            else:
+                self._faults[contact_id] = fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def decide(self, contact_ids: list[int]) -> tuple[int | None, dict[int, ContactFault]]:
+        """For one call listing `contact_ids`: the status refusing the whole call (or None), and the contacts
+        whose outcome is replaced, each fault's use counted."""
+        with self._lock:
+            chosen = {
+                cid: fault
+                for cid in contact_ids
+                if (fault := self._faults.get(cid)) is not None and not (fault.in_groups_only and len(contact_ids) == 1)
+            }
+            for cid, fault in chosen.items():
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        del self._faults[cid]
+            status = next((f.status for f in chosen.values() if f.status is not None), None)
+            return status, {cid: f for cid, f in chosen.items() if f.status is None}
+
+
+_CONTACT_FAULTS: weakref.WeakKeyDictionary[Any, ContactFaults] = weakref.WeakKeyDictionary()
+_CONTACT_FAULTS_LOCK = threading.Lock()
+
+
+def contact_faults(model: Any) -> ContactFaults:
+    """The per-contact faults of the emulator whose model is `model` (one set per model, made on first use)."""
+    with _CONTACT_FAULTS_LOCK:
+        return _CONTACT_FAULTS.setdefault(model, ContactFaults())

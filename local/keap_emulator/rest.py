@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, unquote
 
 from keap_emulator import listings
 from keap_emulator.exceptions import KeapFault
+from keap_emulator.faults import contact_faults
 from keap_emulator.model import DUP_CHECK_TYPES, ContactServiceModel
 
 REST_PREFIX = "/crm/rest/v2"
@@ -364,33 +365,50 @@ class RestResponses:
 
     # ------------------------------------------------------------------ tags, sequences, goals
 
+    def _many(self, contact_ids: list[int], change: Callable[[list[int]], dict[int, str]]) -> dict[str, str] | None:
+        """One many-contacts call: per-contact faults first (a status refuses it all; an outcome word replaces a
+        contact's own), then the change for the other contacts; contact id -> outcome, None when all were done
+        without a fault (removeTags answers 204 then)."""
+        status, replaced = contact_faults(self.model).decide(contact_ids)
+        if status is not None:
+            raise RestError(status, "one of the contacts cannot be changed")
+        changed = [cid for cid in contact_ids if cid not in replaced or replaced[cid].applied]
+        results = change(changed) if changed else {}
+        results.update({cid: str(fault.outcome) for cid, fault in replaced.items()})
+        return {str(cid): results[cid] for cid in contact_ids} if replaced or results else None
+
     def apply_tags(self, query: dict[str, str], body: Any, tag_id: str) -> tuple[int, Any]:
-        results = self.model.apply_tag_many(_int_id(tag_id, "tag"), _contact_ids(body), "rest.applyTags")
-        return 200, {"results": {str(k): v for k, v in results.items()}}
+        tag = _int_id(tag_id, "tag")
+        results = self._many(_contact_ids(body), lambda ids: self.model.apply_tag_many(tag, ids, "rest.applyTags"))
+        return 200, {"results": results or {}}
 
     def remove_tags(self, query: dict[str, str], body: Any, tag_id: str) -> tuple[int, Any]:
-        self.model.remove_tag_many(_int_id(tag_id, "tag"), _contact_ids(body), "rest.removeTags")
-        return 204, None
+        tag = _int_id(tag_id, "tag")
+
+        def remove(ids: list[int]) -> dict[int, str]:
+            self.model.remove_tag_many(tag, ids, "rest.removeTags")
+            return {}
+
+        results = self._many(_contact_ids(body), remove)
+        return (200, {"results": results}) if results else (204, None)
 
     def add_to_sequence(self, query: dict[str, str], body: Any, campaign_id: str, sequence_id: str) -> tuple[int, Any]:
-        results = self.model.start_sequence_many(
-            _int_id(campaign_id, "campaign"),
-            _int_id(sequence_id, "sequence"),
+        campaign, sequence = _int_id(campaign_id, "campaign"), _int_id(sequence_id, "sequence")
+        results = self._many(
             _contact_ids(body),
-            "rest.addContactsToSequence",
+            lambda ids: self.model.start_sequence_many(campaign, sequence, ids, "rest.addContactsToSequence"),
         )
-        return 200, {"add_to_sequence_results": {str(k): v for k, v in results.items()}}
+        return 200, {"add_to_sequence_results": results or {}}
 
     def remove_from_sequence(
         self, query: dict[str, str], body: Any, campaign_id: str, sequence_id: str
     ) -> tuple[int, Any]:
-        results = self.model.stop_sequence_many(
-            _int_id(campaign_id, "campaign"),
-            _int_id(sequence_id, "sequence"),
+        campaign, sequence = _int_id(campaign_id, "campaign"), _int_id(sequence_id, "sequence")
+        results = self._many(
             _contact_ids(body),
-            "rest.removeContactsFromSequence",
+            lambda ids: self.model.stop_sequence_many(campaign, sequence, ids, "rest.removeContactsFromSequence"),
         )
-        return 200, {"remove_from_sequence_results": {str(k): v for k, v in results.items()}}
+        return 200, {"remove_from_sequence_results": results or {}}
 
     def achieve_goal(self, query: dict[str, str], body: Any) -> tuple[int, Any]:
         body = _object(body)
