@@ -239,8 +239,9 @@ def test_sqs_event_sources_report_partial_failures_with_bounded_concurrency(temp
         assert len(sqs) == 1
         source = sqs[0]
         assert source["Queue"] == arn(f"{prefix}Queue")
-        assert 1 <= source["BatchSize"] <= 10
-        assert 0 <= source["MaximumBatchingWindowInSeconds"] <= 5
+        assert source["BatchSize"] == ref("BatchSize") and 1 <= default(template, "BatchSize") <= 10
+        window = "MaximumBatchingWindowInSeconds"
+        assert source[window] == ref(window) and 0 <= default(template, window) <= 5
         assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert source["ScalingConfig"] == {
             "MaximumConcurrency": {"Fn::FindInMap": ["RateProfiles", ref("KeapRateLimit"), "WorkerConcurrency"]}
