@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger("keap_relay.pipeline")
 
 # Keap is called again for a duplicate only after this long; webhook senders retry for up to 3 days
 # (Stripe), and an event may wait out a Keap outage in its queue before it is applied.
@@ -205,17 +209,23 @@ class Idempotency:
     def checkpoints(self, event: dict[str, Any]) -> DynamoCheckpoints:
         return DynamoCheckpoints(self.table, event_key(event), self.keep, self.store.client)
 
-    def claim(self, events: list[dict[str, Any]], context: Any = None) -> list[Claim]:
+    def claim(
+        self, events: list[dict[str, Any]], context: Any = None, alongside: Callable[[], None] | None = None
+    ) -> list[Claim]:
         """Claim every event's key (in progress until this invocation would time out) and read the checkpoints
-        of the batch in one call, all at once. `context` is the invocation's Lambda context."""
+        of the batch in one call, all at once. `context` is the invocation's Lambda context; `alongside` runs at
+        the same time (the Keap budget's booking), and its failure is only logged."""
         remaining = (context or _Context(self.timeout_seconds)).get_remaining_time_in_millis()
         pending = CheckpointWrites(self.store.client)
         keys = [CHECKPOINT_PREFIX + event_key(event) for event in events]
         pool = _pool()
         read = pool.submit(self._read_checkpoints, keys)
+        extra = pool.submit(alongside) if alongside is not None else None
         claims = [pool.submit(self._claim, event, remaining) for event in events[1:]]
         first = self._claim(events[0], remaining)  # the calling thread makes one itself
         claimed = [first] + [future.result() for future in claims]
+        if extra is not None and extra.exception() is not None:
+            log.warning("booking Keap calls ahead failed (%s); they are booked as they are made", extra.exception())
         try:
             found = read.result()
         except Exception as exc:  # the store failed: nothing is applied; the claims are let go again

@@ -152,8 +152,11 @@ class Pipeline:
         routes = load_routes(self.settings.routes_file, self.settings.keap_api)  # loaded once per container
         runner = self.runner
         indexes = list(valid)
+        plans = {i: plan(valid[i], routes) for i in indexes}
         once = self.idempotency
-        claims = once.claim([valid[i] for i in indexes], context) if once is not None else None
+        claims = None
+        if once is not None:
+            claims = once.claim([valid[i] for i in indexes], context, self._booking(runner, list(plans.values())))
         items: list[BatchItem] = []
         running: list[int] = []
         for n, i in enumerate(indexes):
@@ -170,10 +173,9 @@ class Pipeline:
                     failure = Failure.retryable("IdempotencyStoreError", str(claim.error), "idempotency", **wheres[i])
                     outcomes[i] = EventFailed(failure)
             else:
-                checkpoints = claim.checkpoints if claim is not None else None
-                item = BatchItem(plan(valid[i], routes), rerun_uncertain=deliveries[i].rerun_uncertain)
-                if checkpoints is not None:
-                    item.checkpoints = checkpoints
+                item = BatchItem(plans[i], rerun_uncertain=deliveries[i].rerun_uncertain)
+                if claim is not None and claim.checkpoints is not None:
+                    item.checkpoints = claim.checkpoints
                 items.append(item)
                 running.append(i)
         if not items:
@@ -208,6 +210,17 @@ class Pipeline:
             )
             observe.count("EventsApplied", self.kind)
             outcomes[i] = result
+
+    @staticmethod
+    def _booking(runner: SequenceRunner, plans: list[Any]) -> Callable[[], None] | None:
+        """The Keap budget's booking of a batch's calls, to run alongside its claims (None: nothing to book)."""
+        from ..routing.batch import expected_calls
+
+        port = getattr(runner, "keap", None)
+        if port is None or getattr(getattr(port, "client", None), "rate_limiter", None) is None:
+            return None
+        grouped = port.many_contacts() if len(plans) > 1 else {}
+        return lambda: port.book_calls(expected_calls(plans, grouped))
 
     def _where(self, delivery: Delivery) -> dict[str, Any]:
         ident = delivery.event if isinstance(delivery.event, dict) else {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,11 +133,8 @@ class BatchRunner:
 
     @staticmethod
     def _expected(events: list[_Event], grouped: Mapping[str, Any]) -> int:
-        """Calls the batch will make, for the shared budget to book at once (one contact an event assumed)."""
-        firsts = sum(e.item.plan.first.op not in e.done for e in events)
-        targets = {(c.op, c.args) for e in events for c in e.item.plan.follow_ups if c.op in grouped}
-        singles = sum(c.op not in grouped for e in events for c in e.item.plan.follow_ups)
-        return firsts + len(targets) + singles
+        resumed = sum(e.item.plan.first.op in e.done for e in events)
+        return expected_calls([e.item.plan for e in events], grouped) - resumed
 
     # ------------------------------------------------------------------ first calls
 
@@ -269,6 +266,14 @@ class BatchRunner:
             result.status = "failed"
             return SequenceFailed(failed[0], failed[0]._cause, result)  # type: ignore[attr-defined]
         return result
+
+
+def expected_calls(plans: list[Plan], grouped: Collection[str]) -> int:
+    """Keap calls a batch of these plans makes when applied together, for the shared budget to book at once
+    (one contact an event assumed; `grouped`: the operations the API applies to many contacts a call)."""
+    targets = {(c.op, c.args) for p in plans for c in p.follow_ups if c.op in grouped and c.op not in ONCE_ONLY_OPS}
+    singles = sum(c.op not in grouped or c.op in ONCE_ONLY_OPS for p in plans for c in p.follow_ups)
+    return len(plans) + len(targets) + singles
 
 
 def _identity(first: Call) -> str:

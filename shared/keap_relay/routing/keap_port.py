@@ -21,6 +21,7 @@ class KeapPort(Protocol):
     call_names: dict[str, str]
 
     def expect_calls(self, calls: int) -> None: ...
+    def book_calls(self, calls: int) -> None: ...
     def many_contacts(self) -> dict[str, ManyContacts]: ...
     def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> int: ...
     def find_contacts(self, email: str) -> list[int]: ...
@@ -40,6 +41,18 @@ class _ClientPort:
 
     def __init__(self, client: ContactService | RestClient) -> None:
         self.client = client
+
+    def book_calls(self, calls: int) -> None:
+        """Book the next `calls` with the rate limiter now, where it can (a budget shared in DynamoDB), so that
+        the booking's round trip runs alongside other work instead of before the first call."""
+        limiter = self.client.rate_limiter
+        if limiter is None:
+            return
+        book = getattr(limiter, "book", None)
+        if book is not None:
+            book(calls)
+        else:
+            limiter.expect(calls)
 
     def many_contacts(self) -> dict[str, ManyContacts]:
         """Port operation -> its many-contacts form, for the operations this API can apply to many at once."""
