@@ -20,9 +20,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+# After PYTHONPATH, so that PYTHONPATH=<another checkout>/shared measures that checkout's relay (a "before" figure).
 for _entry in (ROOT / "local", ROOT / "shared", ROOT / "ops"):
     if str(_entry) not in sys.path:
-        sys.path.insert(0, str(_entry))
+        sys.path.append(str(_entry))
 
 HOST = "127.0.0.1"  # every server a benchmark starts binds loopback only
 EMULATOR_KEY = "bench-key"

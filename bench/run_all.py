@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 from charts import Bar, Group, bar_chart
 
-BENCHES = ("codec", "pipeline", "coldstart", "quota", "ingest")
+BENCHES = ("codec", "pipeline", "coldstart", "quota", "ingest", "batching")
 
 # Lambda prices used by the cost model: arm64, us-east-1, first pricing tier (aws.amazon.com/lambda/pricing).
 PRICE_GB_SECOND_ARM64 = 0.0000133334
@@ -32,6 +32,10 @@ VCPU_MB = 1769  # Lambda gives a function one full vCPU at 1,769 MB, a proportio
 MEMORY_SIZES = (128, 256)
 KEAP_LATENCY_MS = 100  # per Keap call, the largest latency the pipeline benchmark adds (real Keap is its own)
 AWS_CALL_MS = 5  # per DynamoDB/SQS round trip in-region (assumed, not measured here)
+# The worker path's figures with delays measured on the checkout before issue 12's batching (5eba217), by
+# PYTHONPATH=<that checkout>/shared .venv/bin/python bench/bench_batching.py --only delays --out <folder>.
+BATCHING_BEFORE = common.ROOT / "bench" / "baselines" / "batching-5eba217.json"
+BATCHING_MARKS = ("<!-- batching", "<!-- /batching -->")
 
 
 def run_benches(out: Path, quick: bool, only: list[str]) -> dict[str, float]:
@@ -218,6 +222,16 @@ def cost_model(d: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def splice(page: str, section: str) -> str:
+    """The page with its batching section (between BATCHING_MARKS) replaced, or put before the closing notes."""
+    start, end = BATCHING_MARKS
+    if start in page and end in page:
+        head, rest = page.split(start, 1)
+        return head + section.strip() + rest.split(end, 1)[1]
+    head, sep, tail = page.partition("## Why the")
+    return head + section.strip() + "\n\n" + sep + tail
+
+
 def plural(kind: str) -> str:
     """A kind's name as a reader says many of them: form_submission -> form submissions."""
     return kind.replace("_", " ") + "s"
@@ -257,7 +271,15 @@ def main() -> None:
         "date": run["date"],
         "minutes": seconds / 60,
     }
-    (common.DOCS / "benchmarks.md").write_text(common.render("benchmarks.md.j2", **page))
+    before = json.loads(BATCHING_BEFORE.read_text()) if BATCHING_BEFORE.exists() else {}
+    page.update(before=before.get("delays"), before_label="before (5eba217)")
+    target = common.DOCS / "benchmarks.md"
+    if figures["batching"] and not any(figures[name] for name in BENCHES if name != "batching"):
+        # Only the batching benchmark's figures: its section is rewritten, the rest keeps its own run's figures.
+        target.write_text(splice(target.read_text(), common.render("batching.md.j2", **page)))
+        print("wrote the batching section of docs/benchmarks.md")
+        return
+    target.write_text(common.render("benchmarks.md.j2", **page))
     model = cost_model(figures)
     if model:
         text = common.render("cost-model.md.j2", **model, quota=figures["quota"], **page)
