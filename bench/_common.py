@@ -192,6 +192,19 @@ def sample_event(word: str, email: str | None = None) -> dict:
     return body
 
 
+def form_event(tag: str, form_id: str | None = None) -> dict:
+    """A fresh form event from the `bench` source (new id and email), for `form_id` when given."""
+    event = {
+        "kind": "form_submission",
+        "source": "bench",
+        "id": uuid.uuid4().hex,
+        "contact": {"email": f"{tag}-{uuid.uuid4().hex[:8]}@example.com", "first_name": "Bench"},
+    }
+    if form_id:
+        event["form"] = {"id": form_id}
+    return event
+
+
 def signed_webhook(event: dict) -> tuple[bytes, dict[str, str]]:
     """A canonical event as the generic source sends it: compact JSON, signed by the source adapter with the
     local secret; the body and its headers."""

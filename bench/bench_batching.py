@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +56,7 @@ def template_defaults() -> tuple[int, int]:
 
 
 def form(matching: bool) -> dict[str, Any]:
-    return {
-        "kind": "form_submission",
-        "source": "bench",
-        "id": uuid.uuid4().hex,
-        "contact": {"email": f"b-{uuid.uuid4().hex[:10]}@example.com", "first_name": "Bench"},
-        "form": {"id": "webinar" if matching else "newsletter"},
-    }
+    return common.form_event("b", "webinar" if matching else "newsletter")
 
 
 class DynamoCalls:

@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 import xmlrpc.client
 from pathlib import Path
 from typing import Any
@@ -44,12 +43,7 @@ def routes_text(tags: int) -> str:
 
 
 def event(tag: str) -> dict[str, Any]:
-    return {
-        "kind": "form_submission",
-        "source": "bench",
-        "id": uuid.uuid4().hex,
-        "contact": {"email": f"{tag}-{uuid.uuid4().hex[:8]}@example.com", "first_name": "Bench"},
-    }
+    return common.form_event(tag)
 
 
 def timed(fn: Any, items: list[Any]) -> tuple[float, float]:

@@ -180,6 +180,16 @@ def test_two_events_for_one_email_in_one_batch_make_one_contact(emu, dynamo_tabl
     assert sum(m == "rest.applyTags" for m, _ in rest_calls(emu)) == 3
 
 
+def test_two_events_for_one_refused_contact_are_asked_about_it_once_and_both_wait(emu, dynamo_table, tmp_path):
+    refused = emu.model.add({"Email": "same@example.com"})
+    contact_faults(emu.model).set(refused, ContactFault(outcome="FAILED"))
+    events = [form(1, "same@example.com"), form(2, "same@example.com"), form(3)]
+    assert failed(pipeline(emu, dynamo_table, tmp_path).handle(batch(events))) == ["m0", "m1"]
+    assert emu.model.contact_tags(contact_of(emu, "person-3@example.com")) == {101, 102, 103}
+    # Per target: the group's call, then one call for the refused contact, shared by its two events.
+    assert sum(m == "rest.applyTags" for m, _ in rest_calls(emu)) == 3 * 2
+
+
 def test_a_goal_in_a_batch_is_achieved_once_per_event_and_never_repeated(emu, dynamo_table, tmp_path):
     p = pipeline(emu, dynamo_table, tmp_path, rules=GOALS, kind="purchase")
     events = [purchase(n) for n in range(3)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .plan import Call, Plan
@@ -21,6 +21,7 @@ from .runner import (
     failure_of,
 )
 
+STEP_FIELDS = tuple(f.name for f in fields(StepResult) if f.name != "key")
 # HTTP statuses of a grouped call that say nothing about which contact is at fault: the key or the quota,
 # the same for every contact. Any other 4xx for a group is split into one-contact calls.
 _NOT_ABOUT_A_CONTACT = frozenset({401, 403, 429})
@@ -230,7 +231,7 @@ class BatchRunner:
     @staticmethod
     def _copy(source: _Member, twin: _Member) -> None:
         done = source.event.steps[source.key]
-        step = StepResult(**{**done.__dict__, "key": twin.key})
+        step = StepResult(**{name: getattr(done, name) for name in STEP_FIELDS}, key=twin.key)
         if hasattr(done, "_cause"):
             step._cause = done._cause  # type: ignore[attr-defined]
         if step.status == "ok":
