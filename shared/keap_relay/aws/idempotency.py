@@ -138,9 +138,13 @@ class CheckpointWrites:
             self.client.update_item(**updates[0])
             return
         for start in range(0, len(updates), TRANSACT_MAX):
-            self.client.transact_write_items(
-                TransactItems=[{"Update": u} for u in updates[start : start + TRANSACT_MAX]]
-            )
+            chunk = updates[start : start + TRANSACT_MAX]
+            try:
+                self.client.transact_write_items(TransactItems=[{"Update": update} for update in chunk])
+            except Exception:  # e.g. a conflict with another write: the same updates, one call each
+                log.warning("writing %d checkpoint items in one transaction failed; writing them one by one", len(chunk))
+                for update in chunk:
+                    self.client.update_item(**update)
 
 
 @dataclass
