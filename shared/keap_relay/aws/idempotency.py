@@ -142,7 +142,7 @@ class CheckpointWrites:
             try:
                 self.client.transact_write_items(TransactItems=[{"Update": update} for update in chunk])
             except Exception:  # e.g. a conflict with another write: the same updates, one call each
-                log.warning("writing %d checkpoint items in one transaction failed; writing them one by one", len(chunk))
+                log.warning("a transaction of %d checkpoint items failed; writing them one by one", len(chunk))
                 for update in chunk:
                     self.client.update_item(**update)
 
