@@ -24,9 +24,18 @@ RECORD_FUNCTION_NAME = "keap_relay.aws.idempotency.Idempotency.wrap.<locals>.app
 DIRECT_RUN_TIMEOUT_SECONDS = 30  # a run with no Lambda context, unless FUNCTION_TIMEOUT_SECONDS says otherwise
 
 
-def event_key(event: dict[str, Any]) -> str:
-    """kind#source#id: what makes two deliveries the same event."""
-    return f"{event.get('kind')}#{event.get('source')}#{event.get('id')}"
+def event_key(event: dict[str, Any], replay: str | None = None) -> str:
+    """kind#source#id: what makes two deliveries the same event; kind#source#id#<name> for one replay's delivery."""
+    key = f"{event.get('kind')}#{event.get('source')}#{event.get('id')}"
+    return key if replay is None else f"{key}#{replay}"
+
+
+def identity(event: dict[str, Any], replay: str | None = None) -> dict[str, Any]:
+    """What Powertools reads the key from (IDENTITY_PATH): the event itself, so an ordinary event's record id stays
+    as it always was; for a replay, the event's kind and source and its id with `#<replay name>`."""
+    if replay is None:
+        return event
+    return {"kind": event.get("kind"), "source": event.get("source"), "id": f"{event.get('id')}#{replay}"}
 
 
 @functools.cache
@@ -117,11 +126,13 @@ class Idempotency:
         event: dict[str, Any],
         apply: Callable[[dict[str, Any], DynamoCheckpoints], dict[str, Any]],
         context: Any = None,
+        replay: str | None = None,
     ) -> dict[str, Any]:
         """`apply(event, checkpoints)`, unless the event was applied before: then its first result, no Keap call.
 
         `context` is this invocation's Lambda context: an in-progress record expires when the invocation
         would have timed out. The config holding it is this call's own, as invocations may run at once.
+        `replay` names the replay that sent the event: it is applied once per replay, with checkpoints of its own.
         """
         from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
@@ -134,10 +145,11 @@ class Idempotency:
             persistence_store=self.store,
             key_prefix=f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'test-func')}.{RECORD_FUNCTION_NAME}",
         )
-        return once(event=event, apply=apply, checkpoints=self.checkpoints(event))
+        run = apply if replay is None else (lambda _identity, checkpoints: apply(event, checkpoints))
+        return once(event=identity(event, replay), apply=run, checkpoints=self.checkpoints(event, replay))
 
-    def checkpoints(self, event: dict[str, Any]) -> DynamoCheckpoints:
-        return DynamoCheckpoints(self.table, event_key(event), self.keep, self.store.client)
+    def checkpoints(self, event: dict[str, Any], replay: str | None = None) -> DynamoCheckpoints:
+        return DynamoCheckpoints(self.table, event_key(event, replay), self.keep, self.store.client)
 
 
 def _call(

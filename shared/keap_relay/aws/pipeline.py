@@ -13,7 +13,7 @@ from ..routing.routes import RoutesError, load_routes
 from . import idempotency, observe, webhooks, worker
 from .config import ConfigError, Settings
 from .invocation import Invocation, trigger_of
-from .queue import EventFailed, Failure
+from .queue import EventFailed, Failure, Replay
 
 if TYPE_CHECKING:  # the planner and runner are the worker path's: a webhook is answered without them
     from ..routing.runner import Checkpoints, SequenceRunner
@@ -74,11 +74,14 @@ class Pipeline:
             self._idempotency = idempotency.Idempotency(self.settings.idempotency_table, keep, timeout)
         return self._idempotency
 
-    def _apply(self, event: dict[str, Any], checkpoints: Checkpoints | None, rerun_uncertain: bool) -> dict[str, Any]:
-        from ..routing.plan import plan
+    def _apply(
+        self, event: dict[str, Any], checkpoints: Checkpoints | None, rerun_uncertain: bool, replay: Replay | None
+    ) -> dict[str, Any]:
+        from ..routing.plan import for_replay, plan
 
         routes = load_routes(self.settings.routes_file, self.settings.keap_api)  # loaded once per container
-        result = self.runner.run(plan(event, routes), checkpoints, rerun_uncertain=rerun_uncertain)
+        planned = plan(event, routes) if replay is None else for_replay(plan(event, routes), replay.include)
+        result = self.runner.run(planned, checkpoints, rerun_uncertain=rerun_uncertain)
         log.info(
             "applied %s event %s: contacts %s, %d steps",
             self.kind,
@@ -89,13 +92,20 @@ class Pipeline:
         return result.to_dict()
 
     def process(
-        self, event: Any, attempts: int = 1, *, context: Any = None, rerun_uncertain: bool = False
+        self,
+        event: Any,
+        attempts: int = 1,
+        *,
+        context: Any = None,
+        rerun_uncertain: bool = False,
+        replay: Replay | None = None,
     ) -> dict[str, Any]:
         """Validate, plan and run one canonical event once; raise EventFailed with the reason on failure.
 
         A duplicate of an event already applied returns the first result and calls Keap zero times.
         `context` is the invocation's Lambda context; `rerun_uncertain` runs again the steps whose outcome
-        was unknown (a person checked Keap and redrove the event).
+        was unknown (a person checked Keap and redrove the event); `replay` is the replay that sent the event
+        (`keap-relay replay`): it runs the plan's replayed parts, once per replay name.
         """
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
             IdempotencyAlreadyInProgressError,
@@ -110,16 +120,18 @@ class Pipeline:
             "attempts": attempts,
             "source": str(ident.get("source") or ""),
             "event_id": str(ident.get("id") or ""),
+            "replay": replay,
         }
         observe.correlate(where["event_id"], self.kind)
 
         def apply(valid: dict[str, Any], checkpoints: Checkpoints | None = None) -> dict[str, Any]:
-            return self._apply(valid, checkpoints, rerun_uncertain)
+            return self._apply(valid, checkpoints, rerun_uncertain, replay)
 
         try:
             valid = validate_event(event, self.kind)
             once = self.idempotency
-            result = apply(valid) if once is None else once.apply_once(valid, apply, context)
+            name = None if replay is None else replay.name
+            result = apply(valid) if once is None else once.apply_once(valid, apply, context, name)
             observe.count("EventsApplied", self.kind)
             return result
         except EventInvalid as exc:

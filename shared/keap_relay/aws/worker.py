@@ -77,7 +77,7 @@ def _on_record(pipeline: Pipeline, record: Any, invocation: Invocation) -> None:
     try:
         # A person redrove an event whose once-only step had an unknown outcome, having checked Keap: run it.
         rerun = retry.redriven_error == OUTCOME_UNKNOWN
-        pipeline.process(event, retry.attempts, context=invocation.context, rerun_uncertain=rerun)
+        pipeline.process(event, retry.attempts, context=invocation.context, rerun_uncertain=rerun, replay=retry.replay)
     except EventFailed as exc:
         if exc.transient and _retry_later(pipeline, record.body, retry, exc.retry_after):
             return
