@@ -10,12 +10,22 @@ why a DynamoDB table (and not S3 or EventBridge's archive).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..events.canonical import EventInvalid, validate_event
+from .invocation import is_eventbridge_event
+from .queue import EventFailed, Failure, Retry
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+log = logging.getLogger("keap_relay.pipeline")
 
 DEFAULT_KEEP_DAYS = 30  # the template's ArchiveDays default; also what ARCHIVE_DAYS unset means
 EMAIL_INDEX = "by-email"
@@ -227,3 +237,91 @@ class Archive:
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
         return len(keys)
+
+
+# ---------------------------------------------------------------------------------------------------- the worker
+# The worker archives what it receives, whatever the channel (a webhook's queue, an EventBridge rule, a producer
+# writing to the queue), before applying it; the webhook path makes no archive call, so its answer waits for none.
+
+
+def _archive_of(settings: Settings) -> Archive | None:
+    return Archive(settings.archive_table, settings.archive_days) if settings.archive_table else None
+
+
+def _valid(event: Any, kind: str) -> dict[str, Any] | None:
+    """The canonical event as the pipeline will apply it; None when invalid (the pipeline dead-letters it)."""
+    try:
+        return validate_event(event, kind)
+    except EventInvalid:
+        return None
+
+
+def eventbridge_time(envelope: dict[str, Any]) -> datetime | None:
+    """An EventBridge event's `time` (when it was put on the bus), None when it has none that parses."""
+    try:
+        return parse_stamp(str(envelope["time"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _newly_received(record: dict[str, Any]) -> tuple[dict[str, Any], datetime] | None:
+    """An SQS record's event and when the relay first accepted it, if this receipt is its first archiving.
+
+    Not archived again: a record re-queued by a retry (Retries > 0), a replayed one (it is in the archive
+    already) and a dead letter redriven to the queue (ErrorClass). A record SQS redelivers keeps its first
+    receipt time, so it is written again as the same item."""
+    retry = Retry.of(record)
+    if retry.retries or retry.redriven_error or REPLAY_ATTRIBUTE in (record.get("messageAttributes") or {}):
+        return None
+    try:
+        event = json.loads(record.get("body") or "")
+    except ValueError:
+        return None
+    queued = "FirstSeenAt" in (record.get("messageAttributes") or {}) or (record.get("attributes") or {}).get(
+        "SentTimestamp"
+    )
+    received = datetime.fromtimestamp(retry.first_seen, UTC) if queued else None
+    if is_eventbridge_event(event):  # a rule's envelope kept whole (moto ignores InputPath; a DLQ'd delivery)
+        received = received or eventbridge_time(event)
+        event = event["detail"]
+    return event, received or datetime.now(UTC)
+
+
+def keep_batch(settings: Settings, kind: str, records: Sequence[dict[str, Any]]) -> list[str]:
+    """Archive an SQS batch's newly received, valid events in one write before any is applied.
+
+    Returns the message ids to hand back to SQS unapplied: none when the write succeeded (or the archive is
+    off), else every record the write was for, to be archived and applied on redelivery. A record on its last
+    receive is applied even so, unarchived and logged: SQS would move it to the DLQ without a reason."""
+    archive = _archive_of(settings)
+    if archive is None:
+        return []
+    pending: dict[str, tuple[dict[str, Any], datetime]] = {}
+    for record in records:
+        found = _newly_received(record)
+        valid = _valid(found[0], kind) if found else None
+        if found and valid is not None:
+            pending[str(record.get("messageId"))] = (valid, found[1])
+    if not pending:
+        return []
+    try:
+        archive.put_many(list(pending.values()))
+    except ArchiveError as exc:
+        last = {str(r.get("messageId")) for r in records if Retry.of(r).receives >= settings.max_receive_count}
+        log.error("%s; %d records handed back to SQS, %d applied unarchived", exc, len(pending) - len(last), len(last))
+        return [message_id for message_id in pending if message_id not in last]
+    return []
+
+
+def keep(settings: Settings, kind: str, event: Any, received: datetime | None = None) -> None:
+    """Archive one event applied inline (EventBridge, a direct invoke) before it is applied: received is the
+    EventBridge event's time, else now. Raises a retryable EventFailed when the archive cannot be written."""
+    archive = _archive_of(settings)
+    valid = _valid(event, kind) if archive is not None else None
+    if archive is None or valid is None:
+        return
+    try:
+        archive.put(valid, received or datetime.now(UTC))
+    except ArchiveError as exc:
+        where = {"kind": kind, "source": str(valid["source"]), "event_id": str(valid["id"])}
+        raise EventFailed(Failure.retryable("ArchiveUnavailable", str(exc), "archive", **where)) from exc
