@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import observe, queue
+from . import archive, observe, queue
 from .invocation import Invocation, is_eventbridge_event
 from .queue import EventFailed
 
@@ -95,17 +96,26 @@ def on_sqs(pipeline: Pipeline, event: dict[str, Any], invocation: Invocation) ->
     """A batch of the work queue: each record applied, re-queued or dead-lettered; the rest reported failed."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+    # The batch's new events are archived first, in one write; if it fails, they go back to SQS unapplied.
+    handed_back = archive.keep_batch(pipeline.settings, pipeline.kind, event["Records"])
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event,
+    response = process_partial_response(
+        event={**event, "Records": [r for r in event["Records"] if r.get("messageId") not in handed_back]},
         record_handler=lambda record: _on_record(pipeline, record, invocation),
         processor=processor,
         context=invocation.context,
     )
+    response["batchItemFailures"] += [{"itemIdentifier": message_id} for message_id in handed_back]
+    return response
 
 
-def apply_inline(pipeline: Pipeline, event: Any, invocation: Invocation) -> dict[str, Any]:
-    """Process now (no queue between); dead-letter a permanent failure when a DLQ exists, raise the rest."""
+def apply_inline(
+    pipeline: Pipeline, event: Any, invocation: Invocation, received: datetime | None = None
+) -> dict[str, Any]:
+    """Process now (no queue between); dead-letter a permanent failure when a DLQ exists, raise the rest.
+
+    The event is archived first (received: the EventBridge event's time, else now)."""
+    archive.keep(pipeline.settings, pipeline.kind, event, received)
     try:
         return {"status": "applied", "result": pipeline.process(event, context=invocation.context)}
     except EventFailed as exc:
@@ -127,7 +137,7 @@ def on_eventbridge(pipeline: Pipeline, event: dict[str, Any], invocation: Invoca
         if _dead_letter(pipeline, json.dumps(event.get("detail"), default=str), failure):
             return {"status": "dead_lettered", "reason": detail}
         raise EventFailed(failure)
-    return apply_inline(pipeline, event["detail"], invocation)
+    return apply_inline(pipeline, event["detail"], invocation, archive.eventbridge_time(event))
 
 
 def on_direct(pipeline: Pipeline, event: Any, invocation: Invocation) -> dict[str, Any]:
