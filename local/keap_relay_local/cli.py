@@ -132,6 +132,7 @@ def describe(stack: LocalStack) -> dict[str, Any]:
         "moto": stack.moto_url,
         "region": stack.region,
         "queues": {k: {"queue": stack.queue_url(k), "dlq": stack.dlq_url(k)} for k in stack.kinds},
+        "tables": dict(stack.deployed.table_names),  # logical id -> name (the archive's: `keap-relay archive`)
         "visibility_timeout": stack.visibility_timeout,
         "pid": os.getpid(),
     }

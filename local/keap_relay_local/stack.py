@@ -68,10 +68,12 @@ class LocalStack:
         function_env: dict[str, str] | None = None,
         emulator_db: str = ":memory:",
         function_timeout: float | None = None,
+        parameters: dict[str, str] | None = None,
     ) -> None:
         """Keap is an emulator started with the stack, unless `keap_url` or `keap_api_key` is given:
         then the functions use that Keap (real Keap's URL by default; the emulator's key by default,
-        for an emulator already running elsewhere). The environment is read only by `from_env`."""
+        for an emulator already running elsewhere). `parameters` replace template parameters' defaults
+        (e.g. {"ArchiveDays": "0"}). The environment is read only by `from_env`."""
         self.root = Path(root).resolve() if root else ROOT
         self.template_path = Path(template) if template else self.root / "template.yaml"
         self.routes_file = self._absolute(routes_file)
@@ -86,7 +88,7 @@ class LocalStack:
         # Replaces every function's Timeout locally (as visibility_timeout replaces the queues'): an idempotency
         # record left "in progress" by a killed invocation expires after it, so tests that kill need not wait 30 s.
         self._function_timeout = function_timeout
-        self.spec: StackSpec = read_stack(self.template_path, region)
+        self.spec: StackSpec = read_stack(self.template_path, region, parameters)
         self.emulator: Any = None
         self.moto: MotoServer | None = None
         self.deployed = Deployed()
@@ -430,6 +432,8 @@ def function_environment(
     table = spec.idempotency_table()
     if table is not None:
         env["IDEMPOTENCY_TABLE"] = deployed.table_names[table.logical_id]
+    archive = spec.archive_table()
+    env["ARCHIVE_TABLE"] = deployed.table_names[archive.logical_id] if archive is not None else ""
     # Names the template gave that point at AWS resources have no local meaning.
     for name in ("KEAP_API_KEY_SECRET_ARN", "WEBHOOK_SECRETS_ARN"):
         env.pop(name, None)

@@ -215,13 +215,11 @@ class Archive:
 
     # ------------------------------------------------------------------------------------------------ erasing
 
-    def forget(self, email: str) -> int:
-        """Delete every archived event with this email (any kind, any day); return how many.
-
-        The GSI is eventually consistent: an event archived in the last second may not be found yet."""
+    def _keys_of(self, email: str) -> list[dict[str, Any]]:
+        """The keys of every item with this email, from the `by-email` index (keys only)."""
         wanted = email.strip().lower()
         if not wanted:
-            return 0
+            return []
         keys: list[dict[str, Any]] = []
         query: dict[str, Any] = {
             "TableName": self.table,
@@ -233,8 +231,18 @@ class Archive:
             page = self.client.query(**query)
             keys += [{"pk": item["pk"], "sk": item["sk"]} for item in page.get("Items") or []]
             if not page.get("LastEvaluatedKey"):
-                break
+                return keys
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def held(self, email: str) -> int:
+        """How many archived events carry this email (what `forget` would delete now)."""
+        return len(self._keys_of(email))
+
+    def forget(self, email: str) -> int:
+        """Delete every archived event with this email (any kind, any day); return how many.
+
+        The GSI is eventually consistent: an event archived in the last second may not be found yet."""
+        keys = self._keys_of(email)
         self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
         return len(keys)
 
