@@ -24,15 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from keap_relay.aws import idempotency, queue
+from keap_relay.aws.archive import parse_stamp
 from keap_relay.aws.observe import redact
 from keap_relay.events.kinds import FOLDERS, Kind, kind_named
 from keap_relay.routing.plan import REPLAY_DEFAULT
 
+from .archive_cli import parse_time
 from .dlq import SQS_BATCH, DeadLetterQueue, _kind, aws_queues, local_queues
 from .output import show
 
-ARCHIVE_TABLE = "ArchiveTable"  # the template's logical ids
-IDEMPOTENCY_TABLE = "IdempotencyTable"
+IDEMPOTENCY_TABLE = "IdempotencyTable"  # the template's logical id
 LOCAL_FUNCTION_NAME = "keap-relay-local-{folder}"  # AWS_LAMBDA_FUNCTION_NAME of the local stack's functions
 # A replay is recorded in the archive table (pk `replay#<kind>`, sk its name): the archive is what it replays, and a
 # record is a few hundred bytes with no personal data. Kept a year, so overlaps are warned about long after.
@@ -59,71 +60,51 @@ class Target:
 
     kind: Kind
     queues: DeadLetterQueue
-    dynamodb: Any
-    archive_table: str | None  # None: the stack keeps no archive (ArchiveDays 0)
-    idempotency_table: str | None
+    archive: Any  # keap_relay.aws.archive.Archive, with the stack's DynamoDB client
+    idempotency_table: str
     function_name: str  # the function's AWS_LAMBDA_FUNCTION_NAME: the prefix of its idempotency records
 
-
-def stack_resources(cloudformation: Any, stack: str) -> dict[str, str]:
-    """Logical id → physical id of every resource of a deployed stack."""
-    found: dict[str, str] = {}
-    for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack):
-        for resource in page.get("StackResourceSummaries") or []:
-            found[str(resource["LogicalResourceId"])] = str(resource.get("PhysicalResourceId") or "")
-    return found
+    @property
+    def dynamodb(self) -> Any:
+        return self.archive.client
 
 
-def aws_target(kind: Kind, stack: str, region: str | None) -> Target:
-    """A deployed stack: queues from its outputs (as `dlq` finds them), tables and function from its resources."""
-    import boto3
+def find_target(args: argparse.Namespace) -> Target:
+    """The archive as `keap-relay archive` finds it, the queues as `dlq` does; the idempotency table and the
+    function from the stack's resources (deployed) or the template (local)."""
+    from .archive_cli import OFF, ArchiveOff, archive_for
 
-    cloudformation = boto3.client("cloudformation", region_name=region)
-    queues = aws_queues(kind.folder, stack=stack, region=region, cloudformation=cloudformation)
-    resources = stack_resources(cloudformation, stack)
-    return Target(
-        kind,
-        queues,
-        boto3.client("dynamodb", region_name=region),
-        resources.get(ARCHIVE_TABLE) or None,
-        resources.get(IDEMPOTENCY_TABLE) or None,
-        resources.get(kind.function) or kind.function,
-    )
+    kind = kind_named(args.kind)
+    try:
+        archive, _ = archive_for(args)
+    except ArchiveOff:
+        raise ReplayError(OFF.format(what="replay")) from None
+    if args.stack:
+        import boto3
 
+        queues = aws_queues(kind.folder, stack=args.stack, region=args.region)
+        cloudformation = boto3.client("cloudformation", region_name=args.region)
 
-def local_target(kind: Kind, endpoint_url: str | None, region: str | None, root: Path | None) -> Target:
-    """The local stack: its moto (found as `dlq` finds it) and the tables its template creates there."""
+        def physical(logical_id: str) -> str:
+            found = cloudformation.describe_stack_resource(StackName=args.stack, LogicalResourceId=logical_id)
+            return str(found["StackResourceDetail"]["PhysicalResourceId"])
+
+        return Target(kind, queues, archive, physical(IDEMPOTENCY_TABLE), physical(kind.function))
     from keap_relay_local.defaults import ROOT
-    from keap_relay_local.resources import client
     from keap_relay_local.template import read_stack
 
-    queues = local_queues(kind.folder, endpoint_url, region=region, root=root)
-    endpoint, region = queues.sqs.meta.endpoint_url, queues.sqs.meta.region_name
-    spec = read_stack((root or ROOT) / "template.yaml", region)  # its Conditions decide whether there is an archive
-    archive, table = spec.tables.get(ARCHIVE_TABLE), spec.idempotency_table()
-    return Target(
-        kind,
-        queues,
-        client("dynamodb", endpoint, region),
-        archive.name if archive else None,
-        table.name if table else None,
-        LOCAL_FUNCTION_NAME.format(folder=kind.folder),
-    )
+    queues = local_queues(kind.folder, args.endpoint_url, region=args.region, root=args.root)
+    table = read_stack((args.root or ROOT) / "template.yaml", queues.sqs.meta.region_name).idempotency_table()
+    if table is None:
+        raise ReplayError(f"the template at {args.root or ROOT} has no idempotency table")
+    return Target(kind, queues, archive, table.name, LOCAL_FUNCTION_NAME.format(folder=kind.folder))
 
 
 # ---------------------------------------------------------------------------------------------------- the replay
 
 
-def parse_time(text: str) -> datetime:
-    """`2026-12-01T00:00Z`, `2026-12-01T00:00:00+01:00`, `2026-12-01` (midnight); without an offset, UTC."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"not a time: {text!r} (use ISO 8601, e.g. 2026-12-01T00:00Z)") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def iso(moment: datetime | None) -> str:
+    """A time as the replay prints and records it (ISO 8601 UTC, to the second); None is "now"."""
     return "now" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -195,22 +176,22 @@ class Record:
         text = {name: str(value.get("S", "")) for name, value in item.items() if "S" in value}
         return cls(
             name=text["sk"],
-            since=parse_time(text["since"]),
-            until=parse_time(text["until"]) if text.get("until") else None,
+            since=parse_stamp(text["since"]),
+            until=parse_stamp(text["until"]) if text.get("until") else None,
             source=text.get("source") or None,
             include=tuple(part for part in text.get("include", "").split(",") if part),
-            ran=parse_time(text["ran"]),
+            ran=parse_stamp(text["ran"]),
             events=int(item.get("events", {}).get("N", 0)),
         )
 
 
-def earlier_replays(target: Target, table: str) -> list[Record]:
+def earlier_replays(target: Target) -> list[Record]:
     """Every replay of the target's kind recorded in the archive table, oldest run first."""
     records: list[Record] = []
     paging: dict[str, Any] = {}
     while True:
         response = target.dynamodb.query(
-            TableName=table,
+            TableName=target.archive.table,
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": RECORD_PREFIX + target.kind.name}},
             **paging,
@@ -403,7 +384,11 @@ class Progress:
         if self.bar is not None:
             description = f"replay {self.name}: applied {applied}, dead-lettered {dead}, waiting {waiting}"
             self.bar.update(self.task, completed=applied + dead, description=description)
-        elif state != self._last_settled and (time.monotonic() - self._last_line > 10 or not waiting):
+        elif (
+            self.total >= PROGRESS_EVERY
+            and state != self._last_settled
+            and (time.monotonic() - self._last_line > 10 or not waiting)
+        ):
             self._last_line = time.monotonic()
             self._last_settled = state
             print(f"replay {self.name}: applied {applied}, dead-lettered {dead}, waiting {waiting}", file=sys.stderr)
@@ -416,28 +401,9 @@ class Progress:
 # ---------------------------------------------------------------------------------------------------- the command
 
 
-def _open_archive(target: Target) -> Any:
-    from keap_relay.aws.archive import Archive
-
-    if not target.archive_table:
-        where = target.queues.where
-        raise ReplayError(f"the archive is off in {where} (ArchiveDays 0: no ArchiveTable): there is nothing to replay")
-    return Archive(target.archive_table, 0, client=target.dynamodb)
-
-
 def _contact(archived: Any, show_pii: bool) -> str:
     email = archived.email or ""
     return email if show_pii else redact(email)
-
-
-def _target(args: argparse.Namespace) -> Target:
-    kind = kind_named(args.kind)
-    if args.stack:
-        import os
-
-        region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        return aws_target(kind, args.stack, region)
-    return local_target(kind, args.endpoint_url, args.region, args.root)
 
 
 def _dry_run(args: argparse.Namespace, window: Window, chosen: Selection) -> dict[str, Any]:
@@ -544,14 +510,13 @@ def _replay(args: argparse.Namespace) -> int:
         raise ReplayError(f"--until {iso(until)} is not after --since {iso(args.since)}")
     window = Window(kind_named(args.kind), args.since, until, args.source, include)
     name = args.name or window.default_name()
-    target = _target(args)
-    archive = _open_archive(target)
+    target = find_target(args)
     now = datetime.now(UTC)
-    chosen = select(archive, window, now)
+    chosen = select(target.archive, window, now)
     if not chosen.events and not chosen.skipped:
         raise ReplayError(f"nothing archived: no {window.describe()}")
     this = Record(name, window.since, window.until, window.source, include, now, len(chosen.events))
-    for warning in check_earlier(this, earlier_replays(target, str(target.archive_table))):
+    for warning in check_earlier(this, earlier_replays(target)):
         print(f"keap-relay replay: {warning}", file=sys.stderr)
     report = {**_summary(window, name, chosen, args.show_pii), "folder": window.kind.folder, "dry_run": args.dry_run}
     if args.dry_run:
@@ -559,7 +524,7 @@ def _replay(args: argparse.Namespace) -> int:
         _output(args, report)
         return 0
     # Recorded before sending: a replay cut short is still known to the next one's overlap check.
-    target.dynamodb.put_item(TableName=str(target.archive_table), Item=this.item(window.kind))
+    target.dynamodb.put_item(TableName=target.archive.table, Item=this.item(window.kind))
     replay = queue.Replay(name, include)
     progress = Progress(name, len(chosen.events))
     started = time.time()
@@ -605,13 +570,6 @@ def _output(args: argparse.Namespace, report: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------------- argparse
 
 
-def _time(text: str) -> datetime:
-    try:
-        return parse_time(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _name(text: str) -> str:
     if not NAME_PATTERN.match(text):
         raise argparse.ArgumentTypeError(f"not a replay name: {text!r} (letters, digits and . _ + = : -; at most 100)")
@@ -647,8 +605,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     kinds = "{" + ",".join(FOLDERS) + "}"
     parser.add_argument("--kind", required=True, type=_kind, metavar=kinds, help="the kind of event to replay")
     since = "replay events received from this time (ISO 8601, e.g. 2026-12-01T00:00Z; UTC unless an offset is given)"
-    parser.add_argument("--since", required=True, type=_time, metavar="TIME", help=since)
-    parser.add_argument("--until", type=_time, metavar="TIME", help="... up to this time (default: now)")
+    parser.add_argument("--since", required=True, type=parse_time, metavar="TIME", help=since)
+    parser.add_argument("--until", type=parse_time, metavar="TIME", help="... up to this time (default: now)")
     parser.add_argument("--source", metavar="SOURCE", help="only events from this source (e.g. shopify)")
     parser.add_argument(
         "--dry-run", action="store_true", help="print what each event would do (as explain); send nothing"
