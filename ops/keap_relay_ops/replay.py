@@ -30,7 +30,7 @@ from keap_relay.events.kinds import FOLDERS, Kind, kind_named
 from keap_relay.routing.plan import REPLAY_DEFAULT
 
 from .archive_cli import parse_time
-from .dlq import SQS_BATCH, DeadLetterQueue, _kind, aws_queues, local_queues
+from .dlq import SQS_BATCH, DeadLetterQueue, _kind, aws_queues, local_queues, parse_duration
 from .output import show
 
 IDEMPOTENCY_TABLE = "IdempotencyTable"  # the template's logical id
@@ -570,6 +570,15 @@ def _output(args: argparse.Namespace, report: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------------- argparse
 
 
+def _time(text: str) -> datetime:
+    """An absolute time only (not an age such as 7d): the same command must be the same window when run again."""
+    try:
+        parse_duration(text)
+    except ValueError:
+        return parse_time(text)
+    raise argparse.ArgumentTypeError(f"not a time: {text!r} (give a date and time, e.g. 2026-12-01T00:00Z)")
+
+
 def _name(text: str) -> str:
     if not NAME_PATTERN.match(text):
         raise argparse.ArgumentTypeError(f"not a replay name: {text!r} (letters, digits and . _ + = : -; at most 100)")
@@ -577,8 +586,6 @@ def _name(text: str) -> str:
 
 
 def _wait(text: str) -> float:
-    from .dlq import parse_duration
-
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -605,8 +612,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     kinds = "{" + ",".join(FOLDERS) + "}"
     parser.add_argument("--kind", required=True, type=_kind, metavar=kinds, help="the kind of event to replay")
     since = "replay events received from this time (ISO 8601, e.g. 2026-12-01T00:00Z; UTC unless an offset is given)"
-    parser.add_argument("--since", required=True, type=parse_time, metavar="TIME", help=since)
-    parser.add_argument("--until", type=parse_time, metavar="TIME", help="... up to this time (default: now)")
+    parser.add_argument("--since", required=True, type=_time, metavar="TIME", help=since)
+    parser.add_argument("--until", type=_time, metavar="TIME", help="... up to this time (default: now)")
     parser.add_argument("--source", metavar="SOURCE", help="only events from this source (e.g. shopify)")
     parser.add_argument(
         "--dry-run", action="store_true", help="print what each event would do (as explain); send nothing"

@@ -28,6 +28,7 @@ unsubscribes:
     tags: [300]
 """
 FIXED = WRONG.replace("tags: [202]", "tags: [201]")
+MISSING_TAG = 999  # not in the emulator's world
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +155,33 @@ def test_an_archive_turned_off_is_one_line_and_exit_2(
     out, err = capsys.readouterr()
     (line,) = err.splitlines()
     assert out == "" and "the archive is off" in line
+
+
+def test_dead_lettered_replayed_events_are_listed_exit_1_and_a_redrive_is_still_that_replay(
+    walkthrough: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, since, buyers = walkthrough["stack"], walkthrough["since"], walkthrough["buyers"]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(WRONG.replace("tags: [202]", f"tags: [{MISSING_TAG}]"))
+    stack.reconfigure(routes_file=broken)  # a route naming a tag the app does not have: a permanent failure
+    assert replay(stack, "--since", since.isoformat(), "--name", "missing-tag", "--json") == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["applied"] == 0 and report["waiting"] == []
+    dead = {letter["event_id"]: letter["reason"] for letter in report["dead_lettered"]}
+    assert set(dead) == {walkthrough["events"][0]["id"], walkthrough["events"][1]["id"]}
+    assert all(str(MISSING_TAG) in reason for reason in dead.values())
+    letters = stack.dead_letters("purchases")
+    assert {letter["attributes"]["ReplayName"] for letter in letters} == {"missing-tag"}
+
+    stack.reconfigure(routes_file=walkthrough["routes"])
+    calls = len(stack.emulator.calls())
+    assert main(["dlq", "redrive", "--kind", "purchases", "--endpoint-url", stack.moto_url]) == 0
+    stack.wait_drained(60)
+    assert stack.dead_letters("purchases") == []
+    assert len(stack.emulator.calls()) > calls  # applied as the replay `missing-tag`: its own key, so applied
+    capsys.readouterr()
+    calls = len(stack.emulator.calls())
+    assert replay(stack, "--since", since.isoformat(), "--name", "missing-tag") == 0
+    assert "sent 2, applied 2, dead-lettered 0, skipped 1" in capsys.readouterr().out
+    assert len(stack.emulator.calls()) == calls  # the redrive applied them as that replay: nothing again
+    assert 201 in tags_of(stack, buyers[0])
