@@ -111,9 +111,8 @@ class StubArchive:
         self.held = events
 
     def events(self, kind, since, until=None, source=None):
-        return [
-            e for e in self.held if e.kind == kind and since <= e.received and (until is None or e.received <= until)
-        ]
+        held = [e for e in self.held if e.kind == kind and since <= e.received]
+        return sorted((e for e in held if until is None or e.received <= until), key=lambda e: e.received)
 
 
 def test_contacts_who_unsubscribed_after_the_event_are_skipped_and_those_before_are_not():
