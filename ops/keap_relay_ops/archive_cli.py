@@ -21,7 +21,7 @@ from rich.table import Table
 from keap_relay.aws.archive import Archive, stamp
 from keap_relay.events.kinds import FOLDERS, kind_named
 
-from .dlq import parse_duration
+from .dlq import _confirm, parse_duration
 from .output import show
 
 ARCHIVE_OUTPUT = "ArchiveTableName"  # the template's output naming the archive table
@@ -85,13 +85,6 @@ def archive_for(args: argparse.Namespace) -> tuple[Archive, str]:
 
 def _count(number: int) -> str:
     return f"{number} archived event" + ("" if number == 1 else "s")
-
-
-def _confirm(prompt: str) -> bool:
-    try:
-        return input(prompt).strip().lower() in ("y", "yes")
-    except (EOFError, OSError):  # no terminal to answer: the answer is no
-        return False
 
 
 def cmd_forget(args: argparse.Namespace) -> int:

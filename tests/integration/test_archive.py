@@ -117,7 +117,7 @@ def test_forget_erases_exactly_one_persons_events_of_every_kind_and_day(archive,
     assert archive.forget("") == 0
 
 
-def test_from_env_is_none_when_the_archive_is_off():
+def test_from_env_is_none_when_the_archive_is_off(aws_env):
     assert Archive.from_env({}) is None
     assert Archive.from_env({"ARCHIVE_TABLE": "", "ARCHIVE_DAYS": "30"}) is None
     on = Archive.from_env({"ARCHIVE_TABLE": "t1", "ARCHIVE_DAYS": "7"})

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..events.canonical import EventInvalid, validate_event
+from .idempotency import dynamodb_client
 from .invocation import is_eventbridge_event
 from .queue import EventFailed, Failure, Retry
 
@@ -100,15 +101,7 @@ class Archive:
     def __init__(self, table: str, keep_days: int, client: Any | None = None) -> None:
         self.table = table
         self.keep_days = keep_days
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from .idempotency import dynamodb_client  # the container's one DynamoDB client
-
-            self._client = dynamodb_client()
-        return self._client
+        self.client = client or dynamodb_client()  # by default the container's one DynamoDB client
 
     def __repr__(self) -> str:
         return f"Archive(table={self.table!r}, keep_days={self.keep_days})"
