@@ -152,6 +152,9 @@ def test_the_replay_command_reads_the_record_the_function_wrote(emu, dynamo_tabl
     done, other = purchase("applied@example.com"), purchase("not-applied@example.com")
     p.process(done, replay=Replay("check"))
     p.process(other)  # applied, but not by this replay
-    target = Target(None, None, boto3.client("dynamodb"), None, dynamo_table, "test-func")  # tests' function name
+    from keap_relay.aws.archive import Archive
+
+    archive = Archive("unused", 30, boto3.client("dynamodb"))  # the target's DynamoDB client is the archive's
+    target = Target(None, None, archive, dynamo_table, "test-func")  # tests' AWS_LAMBDA_FUNCTION_NAME
     check = Applied(target, "check")
     assert check.completed([check.record_id(done), check.record_id(other)]) == {check.record_id(done)}
