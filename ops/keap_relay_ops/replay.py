@@ -265,7 +265,8 @@ def send(target: Target, events: list[Any], replay: queue.Replay, progress: Prog
     """Send the events to the kind's work queue with the replay's marker, ten a call; how many went."""
     sent = 0
     for entries, chunk in _entries(events, replay):
-        for _ in range(3):  # SQS may refuse some entries of a batch for a moment; those are sent again
+        for attempt in range(3):  # SQS may refuse some entries of a batch for a moment; those are sent again
+            time.sleep(0.2 * attempt)
             response = target.queues.sqs.send_message_batch(QueueUrl=target.queues.queue_url, Entries=entries)
             sent += len(response.get("Successful") or [])
             failed = {entry["Id"] for entry in response.get("Failed") or []}
@@ -312,6 +313,7 @@ class Applied:
                     if item.get("status", {}).get("S") == "COMPLETED":
                         done.add(item["id"]["S"])
                 keys = ((response.get("UnprocessedKeys") or {}).get(self.store.table_name) or {}).get("Keys") or []
+                time.sleep(0.1 if keys else 0)  # throttled: DynamoDB hands back what it did not read
         return done
 
 
