@@ -138,7 +138,7 @@ def test_the_webhook_path_writes_no_archive_and_the_worker_archives_the_canonica
         assert secret_or_raw not in stored
 
 
-def test_a_batch_whose_archive_write_fails_goes_back_to_sqs_unapplied(emu, aws_env):
+def test_a_batch_whose_archive_write_fails_goes_back_to_sqs_unapplied(emu, aws_env, caplog):
     """The archive table is missing: the new records are handed back, nothing of them applied; a retried record
     (archived when it was first received) is applied; a record on its last receive is applied unarchived."""
     new = form_event(email="new@example.com")
@@ -151,6 +151,12 @@ def test_a_batch_whose_archive_write_fails_goes_back_to_sqs_unapplied(emu, aws_e
     last = sqs_event([form_event(email="last@example.com")], receive_count=5)
     assert p.handle(last) == {"batchItemFailures": []}
     assert emu.model.find_ids_by_email("last@example.com")
+    said = [r.getMessage() for r in caplog.records if "archive table no-such-archive" in r.getMessage()]
+    assert [s.split("; ")[1] for s in said] == [
+        "1 records handed back to SQS, 0 applied unarchived",
+        "0 records handed back to SQS, 1 applied unarchived",
+    ]
+    assert not any("@example.com" in s for s in said)
 
 
 def test_an_inline_event_whose_archive_write_fails_is_not_applied_and_fails_retryably(emu, aws_env):

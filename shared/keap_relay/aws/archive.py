@@ -308,9 +308,11 @@ def keep_batch(settings: Settings, kind: str, records: Sequence[dict[str, Any]])
     try:
         archive.put_many(list(pending.values()))
     except ArchiveError as exc:
-        last = {str(r.get("messageId")) for r in records if Retry.of(r).receives >= settings.max_receive_count}
-        log.error("%s; %d records handed back to SQS, %d applied unarchived", exc, len(pending) - len(last), len(last))
-        return [message_id for message_id in pending if message_id not in last]
+        receives = {str(r.get("messageId")): Retry.of(r).receives for r in records}
+        handed_back = [m for m in pending if receives[m] < settings.max_receive_count]
+        unarchived = len(pending) - len(handed_back)
+        log.error("%s; %d records handed back to SQS, %d applied unarchived", exc, len(handed_back), unarchived)
+        return handed_back
     return []
 
 
