@@ -19,6 +19,7 @@ from .gateway import Gateway
 from .moto_sqs_move import install as install_message_move_tasks
 from .poller import PollerStats, QueuePoller
 from .resources import FAKE_CREDENTIALS, Deployed, MotoServer, client, provision
+from .runtime import local_function_name
 from .template import StackSpec, read_stack
 
 log = logging.getLogger("keap_relay_local.stack")
@@ -413,7 +414,7 @@ def function_environment(
             "AWS_DEFAULT_REGION": region,
             "AWS_REGION": region,
             "AWS_ENDPOINT_URL": moto_url,
-            "AWS_LAMBDA_FUNCTION_NAME": f"keap-relay-local-{function}",
+            "AWS_LAMBDA_FUNCTION_NAME": local_function_name(function),
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory),
             "KEAP_URL": keap_url,
             "KEAP_API_KEY": keap_api_key or EMULATOR_API_KEY,

@@ -157,6 +157,11 @@ _NAMES = {
 }
 
 
+def _as_parameter(value: Any) -> Any:
+    """A parameter's value as CloudFormation passes it: a string (None, an absent default, stays None)."""
+    return None if value is None else str(value)
+
+
 class _Resolver:
     """Evaluates intrinsic functions against parameter defaults and local physical names."""
 
@@ -175,8 +180,10 @@ class _Resolver:
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": None,
-            **{k: (v or {}).get("Default") for k, v in declared.items()},
-            **(parameters or {}),
+            # CloudFormation hands every parameter value to the template as a string (a Number's too), so a
+            # condition such as `!Equals [!Ref ArchiveDays, "0"]` sees "0" whether the default or an override.
+            **{k: _as_parameter((v or {}).get("Default")) for k, v in declared.items()},
+            **{k: _as_parameter(v) for k, v in (parameters or {}).items()},
         }
 
     def physical_name(self, logical_id: str) -> str:

@@ -34,7 +34,6 @@ from .dlq import SQS_BATCH, DeadLetterQueue, _kind, aws_queues, local_queues, pa
 from .output import show
 
 IDEMPOTENCY_TABLE = "IdempotencyTable"  # the template's logical id
-LOCAL_FUNCTION_NAME = "keap-relay-local-{folder}"  # AWS_LAMBDA_FUNCTION_NAME of the local stack's functions
 # A replay is recorded in the archive table (pk `replay#<kind>`, sk its name): the archive is what it replays, and a
 # record is a few hundred bytes with no personal data. Kept a year, so overlaps are warned about long after.
 RECORD_PREFIX = "replay#"
@@ -91,13 +90,14 @@ def find_target(args: argparse.Namespace) -> Target:
 
         return Target(kind, queues, archive, physical(IDEMPOTENCY_TABLE), physical(kind.function))
     from keap_relay_local.defaults import ROOT
+    from keap_relay_local.runtime import local_function_name
     from keap_relay_local.template import read_stack
 
     queues = local_queues(kind.folder, args.endpoint_url, region=args.region, root=args.root)
     table = read_stack((args.root or ROOT) / "template.yaml", queues.sqs.meta.region_name).idempotency_table()
     if table is None:
         raise ReplayError(f"the template at {args.root or ROOT} has no idempotency table")
-    return Target(kind, queues, archive, table.name, LOCAL_FUNCTION_NAME.format(folder=kind.folder))
+    return Target(kind, queues, archive, table.name, local_function_name(kind.folder))
 
 
 # ---------------------------------------------------------------------------------------------------- the replay

@@ -146,7 +146,7 @@ def test_an_archive_turned_off_is_one_line_and_exit_2(
     stack = walkthrough["stack"]
     template = (stack.root / "template.yaml").read_text()
     off = template.replace(
-        "ArchiveDays:\n    Type: Number\n    Default: 30\n", "ArchiveDays:\n    Type: Number\n    Default: '0'\n"
+        "ArchiveDays:\n    Type: Number\n    Default: 30\n", "ArchiveDays:\n    Type: Number\n    Default: 0\n"
     )
     assert off != template
     (tmp_path / "template.yaml").write_text(off)

@@ -11,8 +11,9 @@ import pytest
 from test_pipeline_triggers import drain, form_event, http_event, pipeline, queues, sqs_event
 
 from keap_emulator import FaultPlan
-from keap_relay.aws.archive import REPLAY_ATTRIBUTE, Archive
+from keap_relay.aws.archive import Archive
 from keap_relay.aws.config import Settings
+from keap_relay.aws.queue import REPLAY_ATTRIBUTES
 from keap_relay.events.sources import typeform
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,7 @@ def test_an_sqs_batch_archives_its_new_valid_events_once_and_applies_them(emu, a
     event = batch_with_attributes(
         *[(ev, {}) for ev in new],
         (retried, {"Retries": attribute(1, "Number"), "FirstSeenAt": attribute(first_seen, "Number")}),
-        (replayed, {REPLAY_ATTRIBUTE: attribute("fix-tags")}),
+        (replayed, {REPLAY_ATTRIBUTES[0]: attribute("fix-tags")}),
         (redriven, {"ErrorClass": attribute("KeapUnavailable")}),
         (invalid, {}),
     )

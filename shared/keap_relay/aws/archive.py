@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..events.canonical import EventInvalid, validate_event
 from .idempotency import dynamodb_client
 from .invocation import is_eventbridge_event
-from .queue import EventFailed, Failure, Retry
+from .queue import EventFailed, Failure, Replay, Retry
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -31,7 +31,6 @@ log = logging.getLogger("keap_relay.pipeline")
 DEFAULT_KEEP_DAYS = 30  # the template's ArchiveDays default; also what ARCHIVE_DAYS unset means
 EMAIL_INDEX = "by-email"
 # The SQS message attribute a replayed event carries (its replay's name): the worker archives it no second time.
-REPLAY_ATTRIBUTE = "ReplayName"
 BATCH_WRITE_MAX = 25  # DynamoDB's most requests per BatchWriteItem
 WRITE_ATTEMPTS = 5  # BatchWriteItem rounds for unprocessed items before giving up
 WRITE_BACKOFF_SECONDS = 0.05  # doubled each round: 0.05 + 0.1 + 0.2 + 0.4 s at most, inside any batch's time
@@ -272,7 +271,7 @@ def _newly_received(record: dict[str, Any]) -> tuple[dict[str, Any], datetime] |
     already) and a dead letter redriven to the queue (ErrorClass). A record SQS redelivers keeps its first
     receipt time, so it is written again as the same item."""
     retry = Retry.of(record)
-    if retry.retries or retry.redriven_error or REPLAY_ATTRIBUTE in (record.get("messageAttributes") or {}):
+    if retry.retries or retry.redriven_error or Replay.of(record) is not None:
         return None
     try:
         event = json.loads(record.get("body") or "")
