@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -78,6 +79,7 @@ class LocalStack:
         self.root = Path(root).resolve() if root else ROOT
         self.template_path = Path(template) if template else self.root / "template.yaml"
         self.routes_file = self._absolute(routes_file)
+        self._routes_digest = _digest(self.routes_file)  # what the functions run: see redeploy_edited_routes
         self.region = region
         self.visibility_timeout = visibility_timeout
         self._ports = {"gateway": gateway_port, "emulator": emulator_port, "moto": moto_port}
@@ -257,10 +259,29 @@ class LocalStack:
             extra={**timeout, **self._function_env},
         )
 
+    def redeploy_edited_routes(self) -> str | None:
+        """Deploy the routes file again if it was edited since the functions started (`keap-relay run` asks
+        every second, as `sam sync --watch` would): the functions restart with it, keeping the queues, tables,
+        archive and emulator. A file the routes check refuses is not deployed; the running routes stay.
+        Returns what happened, or None when the file is unchanged."""
+        from keap_relay.routing.routes import KEAP_APIS, RoutesError, read_routes
+
+        digest = _digest(self.routes_file)
+        if digest == self._routes_digest:
+            return None
+        self._routes_digest = digest
+        try:
+            read_routes(str(self.routes_file), self.keap_api or KEAP_APIS[0])
+        except RoutesError as exc:
+            return f"routes not deployed (the running functions keep the routes they have): {exc}"
+        self.reconfigure()
+        return f"routes deployed: the functions restarted with {self.routes_file}"
+
     def reconfigure(self, routes_file: str | Path | None = None, function_env: dict[str, str] | None = None) -> None:
         """Deploy new settings: every function process restarts with the new environment."""
         if routes_file is not None:
             self.routes_file = self._absolute(routes_file)
+        self._routes_digest = _digest(self.routes_file)
         if function_env is not None:
             self._function_env = dict(function_env)
         for name, host in self._hosts.items():
@@ -496,3 +517,11 @@ def peek_queue(sqs: Any, queue_url: str, hold_seconds: int = 30) -> list[dict[st
             ],
         )
     return list(seen.values())
+
+
+def _digest(path: Path) -> str | None:
+    """The routes file's content hash (None when it cannot be read): an edit, not a touch, redeploys."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None

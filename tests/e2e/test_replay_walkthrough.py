@@ -46,9 +46,16 @@ def walkthrough(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         stack.wait_drained(60)
         for email in buyers:
             assert 201 not in stack.emulator.model.contact_tags(contact_of(stack.emulator, email))
-        fixed = folder / "fixed.yaml"
+        # The fix, as a user makes it under `keap-relay run`: the routes file edited in place and deployed by
+        # the stack's watch; a file the routes check refuses is not deployed, and the running routes stay.
+        fixed = stack.routes_file
+        assert stack.redeploy_edited_routes() is None  # unchanged
+        fixed.write_text(FIXED.replace("tags: [201]", "tags: [two-o-one]"))
+        refused = stack.redeploy_edited_routes()
+        assert refused is not None and refused.startswith("routes not deployed") and "tags" in refused
         fixed.write_text(FIXED)
-        stack.reconfigure(routes_file=fixed)  # the fix deployed
+        assert stack.redeploy_edited_routes() == f"routes deployed: the functions restarted with {fixed}"
+        assert stack.redeploy_edited_routes() is None
         yield {"stack": stack, "since": since, "buyers": buyers, "events": events, "routes": fixed}
 
 
