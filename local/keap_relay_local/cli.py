@@ -15,6 +15,7 @@ import shlex
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +133,7 @@ def describe(stack: LocalStack) -> dict[str, Any]:
         "moto": stack.moto_url,
         "region": stack.region,
         "queues": {k: {"queue": stack.queue_url(k), "dlq": stack.dlq_url(k)} for k in stack.kinds},
+        "tables": dict(stack.deployed.table_names),  # logical id -> name (the archive's: `keap-relay archive`)
         "visibility_timeout": stack.visibility_timeout,
         "pid": os.getpid(),
     }
@@ -156,16 +158,29 @@ def _print_run_banner(stack: LocalStack, info: dict[str, Any]) -> None:
     curl = _curl_example(stack)
     if curl:
         lines += ["", "Try it (a signed sample form):", f"  {curl}"]
-    lines += ["", "Ctrl-C to stop.", ""]
+    lines += [
+        "",
+        f"Editing {stack.routes_file.name} deploys it (the functions restart; nothing else is lost).",
+        "Ctrl-C to stop.",
+        "",
+    ]
     print("\n".join(lines), flush=True)
 
 
-def _wait_for_signal() -> None:
+def _wait_for_signal(every_second: Callable[[], None] = lambda: None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(1):
-        pass
+        every_second()
+
+
+def _watch_routes(stack: Any) -> None:
+    """An edited routes file is deployed while `run` runs (the archive, queues and emulator stay), so a route
+    can be fixed and archived events replayed under it."""
+    said = stack.redeploy_edited_routes()
+    if said:
+        print(said, flush=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -187,7 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         state.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         _print_run_banner(stack, info)
         try:
-            _wait_for_signal()
+            _wait_for_signal(lambda: _watch_routes(stack))
         finally:
             state.unlink(missing_ok=True)
             print("stopping ...", flush=True)

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from .runtime import Handler, LambdaContext, error_result, load_handler
+from .runtime import Handler, LambdaContext, error_result, load_handler, local_function_name
 
 READY_PREFIX = "KEAP_RELAY_FNHOST_READY "
 FUNCTION_ERROR_HEADER = "X-Amz-Function-Error"
@@ -161,7 +161,7 @@ def serve(argv: list[str] | None = None) -> None:
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     args = parser.parse_args(argv)
     args.code_dir = args.code_dir or f"functions/{args.function}"
-    args.lambda_name = args.lambda_name or f"keap-relay-local-{args.function}"
+    args.lambda_name = args.lambda_name or local_function_name(args.function)
     # Lambda's root logger passes warnings and up; a handler's own loggers set their own level.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
@@ -215,7 +215,7 @@ class FunctionHost:
             "timeout": timeout,
             "memory": memory,
             "region": region,
-            "lambda-name": f"keap-relay-local-{function}",
+            "lambda-name": local_function_name(function),
             "parent-pid": os.getpid(),
         }
         flags = [part for name, value in options.items() for part in (f"--{name}", str(value))]

@@ -13,7 +13,7 @@ import boto3
 from botocore.config import Config
 
 from .motohttp import MotoHTTPServer
-from .template import StackSpec
+from .template import StackSpec, TableSpec
 
 log = logging.getLogger("keap_relay_local.aws")
 
@@ -162,13 +162,19 @@ def provision(spec: StackSpec, endpoint_url: str, region: str, visibility_timeou
 
     dynamodb = client("dynamodb", endpoint_url, region)
     for table in spec.tables.values():
-        props = dict(table.properties)
-        ttl = props.pop("TimeToLiveSpecification", None)
-        dynamodb.create_table(TableName=table.name, BillingMode="PAY_PER_REQUEST", **props)
-        if ttl and ttl.get("Enabled"):
-            dynamodb.update_time_to_live(
-                TableName=table.name,
-                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
-            )
+        create_table(dynamodb, table)
         deployed.table_names[table.logical_id] = table.name
     return deployed
+
+
+def create_table(dynamodb: Any, table: TableSpec, name: str | None = None) -> str:
+    """Create one of the template's tables (keys, indexes, TTL) in moto, as `name` if given; returns its name."""
+    name = name or table.name
+    props = dict(table.properties)
+    ttl = props.pop("TimeToLiveSpecification", None)
+    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **props)
+    if ttl and ttl.get("Enabled"):
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+        )
+    return name

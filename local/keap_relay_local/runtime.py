@@ -17,6 +17,12 @@ from .template import ACCOUNT_ID
 Handler = Callable[[Any, Any], Any]
 
 
+def local_function_name(function: str) -> str:
+    """AWS_LAMBDA_FUNCTION_NAME of a local function (by its folder: forms, purchases, unsubscribes). Powertools
+    puts it in every idempotency record's id, so the operator CLI names it as the function host does."""
+    return f"keap-relay-local-{function}"
+
+
 class LambdaContext:
     """The attributes Powertools and handlers read from Lambda's context object."""
 

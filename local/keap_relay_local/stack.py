@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from .gateway import Gateway
 from .moto_sqs_move import install as install_message_move_tasks
 from .poller import PollerStats, QueuePoller
 from .resources import FAKE_CREDENTIALS, Deployed, MotoServer, client, provision
+from .runtime import local_function_name
 from .template import StackSpec, read_stack
 
 log = logging.getLogger("keap_relay_local.stack")
@@ -68,13 +70,16 @@ class LocalStack:
         function_env: dict[str, str] | None = None,
         emulator_db: str = ":memory:",
         function_timeout: float | None = None,
+        parameters: dict[str, str] | None = None,
     ) -> None:
         """Keap is an emulator started with the stack, unless `keap_url` or `keap_api_key` is given:
         then the functions use that Keap (real Keap's URL by default; the emulator's key by default,
-        for an emulator already running elsewhere). The environment is read only by `from_env`."""
+        for an emulator already running elsewhere). `parameters` replace template parameters' defaults
+        (e.g. {"ArchiveDays": "0"}). The environment is read only by `from_env`."""
         self.root = Path(root).resolve() if root else ROOT
         self.template_path = Path(template) if template else self.root / "template.yaml"
         self.routes_file = self._absolute(routes_file)
+        self._routes_digest = _digest(self.routes_file)  # what the functions run: see redeploy_edited_routes
         self.region = region
         self.visibility_timeout = visibility_timeout
         self._ports = {"gateway": gateway_port, "emulator": emulator_port, "moto": moto_port}
@@ -86,7 +91,7 @@ class LocalStack:
         # Replaces every function's Timeout locally (as visibility_timeout replaces the queues'): an idempotency
         # record left "in progress" by a killed invocation expires after it, so tests that kill need not wait 30 s.
         self._function_timeout = function_timeout
-        self.spec: StackSpec = read_stack(self.template_path, region)
+        self.spec: StackSpec = read_stack(self.template_path, region, parameters)
         self.emulator: Any = None
         self.moto: MotoServer | None = None
         self.deployed = Deployed()
@@ -254,10 +259,29 @@ class LocalStack:
             extra={**timeout, **self._function_env},
         )
 
+    def redeploy_edited_routes(self) -> str | None:
+        """Deploy the routes file again if it was edited since the functions started (`keap-relay run` asks
+        every second, as `sam sync --watch` would): the functions restart with it, keeping the queues, tables,
+        archive and emulator. A file the routes check refuses is not deployed; the running routes stay.
+        Returns what happened, or None when the file is unchanged."""
+        from keap_relay.routing.routes import KEAP_APIS, RoutesError, read_routes
+
+        digest = _digest(self.routes_file)
+        if digest == self._routes_digest:
+            return None
+        self._routes_digest = digest
+        try:
+            read_routes(str(self.routes_file), self.keap_api or KEAP_APIS[0])
+        except RoutesError as exc:
+            return f"routes not deployed (the running functions keep the routes they have): {exc}"
+        self.reconfigure()
+        return f"routes deployed: the functions restarted with {self.routes_file}"
+
     def reconfigure(self, routes_file: str | Path | None = None, function_env: dict[str, str] | None = None) -> None:
         """Deploy new settings: every function process restarts with the new environment."""
         if routes_file is not None:
             self.routes_file = self._absolute(routes_file)
+        self._routes_digest = _digest(self.routes_file)
         if function_env is not None:
             self._function_env = dict(function_env)
         for name, host in self._hosts.items():
@@ -411,7 +435,7 @@ def function_environment(
             "AWS_DEFAULT_REGION": region,
             "AWS_REGION": region,
             "AWS_ENDPOINT_URL": moto_url,
-            "AWS_LAMBDA_FUNCTION_NAME": f"keap-relay-local-{function}",
+            "AWS_LAMBDA_FUNCTION_NAME": local_function_name(function),
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory),
             "KEAP_URL": keap_url,
             "KEAP_API_KEY": keap_api_key or EMULATOR_API_KEY,
@@ -430,6 +454,8 @@ def function_environment(
     table = spec.idempotency_table()
     if table is not None:
         env["IDEMPOTENCY_TABLE"] = deployed.table_names[table.logical_id]
+    archive = spec.archive_table()
+    env["ARCHIVE_TABLE"] = deployed.table_names[archive.logical_id] if archive is not None else ""
     # Names the template gave that point at AWS resources have no local meaning.
     for name in ("KEAP_API_KEY_SECRET_ARN", "WEBHOOK_SECRETS_ARN"):
         env.pop(name, None)
@@ -491,3 +517,11 @@ def peek_queue(sqs: Any, queue_url: str, hold_seconds: int = 30) -> list[dict[st
             ],
         )
     return list(seen.values())
+
+
+def _digest(path: Path) -> str | None:
+    """The routes file's content hash (None when it cannot be read): an edit, not a touch, redeploys."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None

@@ -142,6 +142,10 @@ class StackSpec:
         named = [t for t in self.tables.values() if "idempot" in t.logical_id.lower()]
         return (named or list(self.tables.values()))[0]
 
+    def archive_table(self) -> TableSpec | None:
+        """The event archive's table; None when the template (at its parameters) creates none (ArchiveDays=0)."""
+        return next((t for t in self.tables.values() if "archive" in t.logical_id.lower()), None)
+
 
 # Resource type → (the property that names it, its ARN after "arn:aws:"); without the property, the
 # logical id is the name.
@@ -153,13 +157,22 @@ _NAMES = {
 }
 
 
+def _as_parameter(value: Any) -> Any:
+    """A parameter's value as CloudFormation passes it: a string (None, an absent default, stays None)."""
+    return None if value is None else str(value)
+
+
 class _Resolver:
     """Evaluates intrinsic functions against parameter defaults and local physical names."""
 
-    def __init__(self, doc: dict[str, Any], region: str) -> None:
+    def __init__(self, doc: dict[str, Any], region: str, parameters: dict[str, str] | None = None) -> None:
         self.doc = doc
         self.resources: dict[str, Any] = doc["Resources"]
         self.region = region
+        declared = doc.get("Parameters") or {}
+        unknown = sorted(set(parameters or {}) - set(declared))
+        if unknown:
+            raise ValueError(f"template: no parameter {', '.join(unknown)}")
         self.values: dict[str, Any] = {
             "AWS::Region": region,
             "AWS::AccountId": ACCOUNT_ID,
@@ -167,7 +180,10 @@ class _Resolver:
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": None,
-            **{k: (v or {}).get("Default") for k, v in (doc.get("Parameters") or {}).items()},
+            # CloudFormation hands every parameter value to the template as a string (a Number's too), so a
+            # condition such as `!Equals [!Ref ArchiveDays, "0"]` sees "0" whether the default or an override.
+            **{k: _as_parameter((v or {}).get("Default")) for k, v in declared.items()},
+            **{k: _as_parameter(v) for k, v in (parameters or {}).items()},
         }
 
     def physical_name(self, logical_id: str) -> str:
@@ -358,9 +374,10 @@ def _function_spec(resolver: _Resolver, logical_id: str, own: dict[str, Any]) ->
     )
 
 
-def read_stack(template_path: Path, region: str = "us-east-1") -> StackSpec:
-    """Everything the local stack deploys, read from template.yaml."""
-    resolver = _Resolver(load_template(template_path), region)
+def read_stack(template_path: Path, region: str = "us-east-1", parameters: dict[str, str] | None = None) -> StackSpec:
+    """Everything the local stack deploys, read from template.yaml at its parameters' defaults, or at the values
+    `parameters` gives (as `sam deploy --parameter-overrides` would; a condition such as ArchiveOn follows)."""
+    resolver = _Resolver(load_template(template_path), region, parameters)
     spec = StackSpec({}, {}, {}, {})
     for logical_id, resource in resolver.resources.items():
         kind = resource.get("Type", "")

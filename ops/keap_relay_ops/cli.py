@@ -42,6 +42,10 @@ COMMANDS: dict[str, Command] = {
     "explain": Command("dry-run an event file: the rules and the Keap calls", "keap_relay_ops.explain:add_arguments"),
     "call": Command("make one ContactService call (a change needs --yes)", "keap_relay_ops.call:add_arguments"),
     "status": Command("a stack at a glance; exit 1 if it needs a person", "keap_relay_ops.status:add_arguments"),
+    "archive": Command(
+        "list a kind's archived events, or erase one person's", "keap_relay_ops.archive_cli:add_arguments"
+    ),
+    "replay": Command("re-apply a kind's archived events of a window", "keap_relay_ops.replay:add_arguments"),
 }
 
 EPILOG = (

@@ -389,10 +389,14 @@ def explain_event(
     client: Any = None,
     names: Names | None = None,
     show_pii: bool = False,
+    planned: Plan | None = None,
 ) -> dict[str, Any]:
-    """One event explained, as `--json` prints it: the event, the rules, the calls (and the contact, live)."""
+    """One event explained, as `--json` prints it: the event, the rules, the calls (and the contact, live).
+
+    `planned` is the event's plan when the caller changed it (a replay runs part of it); else it is made here.
+    """
     api = settings.keap_api
-    the_plan = plan(event, routes)
+    the_plan = planned or plan(event, routes)
     contact = None
     if client is not None:
         contact = look_up(client, api, str(contact_fields(event).get("Email") or ""), the_plan)

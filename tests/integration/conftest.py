@@ -1,5 +1,5 @@
-"""What the integration tests share: the emulator they call, a DynamoDB table, recorded backoffs, and an
-error's dead-letter name.
+"""What the integration tests share: the emulator they call, a DynamoDB table, the event archive's table,
+recorded backoffs, and an error's dead-letter name.
 
 The emulator's key is the test module's KEY (default: the emulator's published key); a module that needs
 another emulator (a fake clock, a quota) defines its own `server` or `emu`.
@@ -8,6 +8,8 @@ another emulator (a fake clock, a quota) defines its own `server` or `emu`.
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -18,6 +20,7 @@ from keap_relay.aws import idempotency
 from keap_relay.keap.errors import KeapError
 
 KEY = DEFAULT_API_KEY
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -74,4 +77,22 @@ def dynamo_table(aws_env: str) -> Iterator[str]:
         BillingMode="PAY_PER_REQUEST",
     )
     yield name
+    idempotency.dynamodb_client.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def archive_table_spec() -> Any:
+    """template.yaml's ArchiveTable as the local stack reads it (keys, the `by-email` index, TTL)."""
+    from keap_relay_local.template import read_stack
+
+    return read_stack(ROOT / "template.yaml").tables["ArchiveTable"]
+
+
+@pytest.fixture
+def archive_table(aws_env: str, archive_table_spec: Any) -> Iterator[str]:
+    """A fresh event archive table on moto, made from the template's definition."""
+    from keap_relay_local.resources import create_table
+
+    idempotency.dynamodb_client.cache_clear()
+    yield create_table(boto3.client("dynamodb"), archive_table_spec, f"archive-{uuid.uuid4().hex[:8]}")
     idempotency.dynamodb_client.cache_clear()

@@ -12,6 +12,7 @@ from keap_emulator.faults import ContactFault, contact_faults
 from keap_emulator.server import DEFAULT_API_KEY
 from keap_relay.aws.config import Settings
 from keap_relay.aws.pipeline import Pipeline
+from keap_relay.aws.queue import Replay
 from keap_relay.routing.runner import INTENT
 
 KEY = DEFAULT_API_KEY
@@ -60,8 +61,9 @@ def purchase(n):
     }
 
 
-def batch(events):
-    """The SQS event Lambda hands the worker for these message bodies, message ids m0, m1, ..."""
+def batch(events, attributes=None):
+    """The SQS event Lambda hands the worker for these message bodies, message ids m0, m1, ...; `attributes`:
+    message id -> its message attributes as Lambda hands them."""
     return {
         "Records": [
             {
@@ -70,7 +72,7 @@ def batch(events):
                 "body": json.dumps(event),
                 "eventSource": "aws:sqs",
                 "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
-                "messageAttributes": {},
+                "messageAttributes": (attributes or {}).get(f"m{i}", {}),
             }
             for i, event in enumerate(events)
         ]
@@ -204,3 +206,22 @@ def test_a_goal_in_a_batch_is_achieved_once_per_event_and_never_repeated(emu, dy
     assert failed(p.handle(batch(events))) == []
     assert [len(emu.model.goal_runs(cid)) for cid in cids] == [1, 1, 1]
     assert all(emu.model.contact_tags(cid) == {201} for cid in cids)
+
+
+def test_a_replayed_event_in_a_batch_is_applied_once_per_replay_with_its_own_plan(emu, dynamo_table, tmp_path):
+    p = pipeline(emu, dynamo_table, tmp_path)
+    assert failed(p.handle(batch([form(1)]))) == []
+    cid = contact_of(emu, "person-1@example.com")
+    emu.model.remove_tag_many(101, [cid], "test")  # someone took a tag off in Keap
+    replayed = {
+        k: {"stringValue": v["StringValue"], "dataType": "String"} for k, v in Replay("fix").attributes().items()
+    }
+    # The same event replayed beside its own redelivery and a new event: the redelivery is a duplicate, the
+    # replay runs under its own key with the default replay plan (the contact and its tags, no sequence).
+    assert failed(p.handle(batch([form(1), form(1), form(2)], {"m1": replayed}))) == []
+    assert emu.model.contact_tags(cid) == {101, 102, 103}
+    assert len(emu.model.sequence_starts(cid)) == 1
+    assert emu.model.contact_tags(contact_of(emu, "person-2@example.com")) == {101, 102, 103}
+    before = len(rest_calls(emu))
+    assert failed(p.handle(batch([form(1)], {"m0": replayed}))) == []  # the same replay again: nothing
+    assert len(rest_calls(emu)) == before

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from keap_relay.aws.archive import EMAIL_INDEX
 from keap_relay.events.kinds import KINDS as KIND_TABLE
 from keap_relay.events.sources import generic
 from keap_relay.keap.defaults import DEFAULT_URL
@@ -41,6 +42,8 @@ ENV_CONTRACT = {
     "MAX_RECEIVE_COUNT",
     "KEAP_MAX_CALLS_PER_SECOND",
     "IDEMPOTENCY_TABLE",
+    "ARCHIVE_TABLE",
+    "ARCHIVE_DAYS",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "LOG_LEVEL",
@@ -89,9 +92,16 @@ def default(template: dict[str, Any], parameter: str) -> Any:
 
 
 def statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    """A role's statements; one granted only under a condition (`!If [C, statement, !Ref AWS::NoValue]`) as
+    its statement, the condition under "IfCondition"."""
     found = []
     for policy in props(template, role).get("Policies", []):
-        found.extend(policy["PolicyDocument"]["Statement"])
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                condition, granted, otherwise = statement["Fn::If"]
+                assert otherwise == ref("AWS::NoValue")
+                statement = {**granted, "IfCondition": condition}
+            found.append(statement)
     return found
 
 
@@ -325,15 +335,39 @@ def test_function_roles_reach_only_their_own_queues_secrets_and_table(template):
             ref("WebhookSecretsSecret"),
         ]
         dynamodb = {a for a in granted if a.startswith("dynamodb:")}
-        assert dynamodb == {
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
-        }
-        assert all(granted[a] == [arn("IdempotencyTable")] for a in dynamodb)
+        idempotency = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+        archive = {"dynamodb:BatchWriteItem", "dynamodb:PutItem"}  # writes only: listing and erasing are ops'
+        assert dynamodb == idempotency | archive
+        for action in dynamodb:
+            tables = [arn("IdempotencyTable")] * (action in idempotency) + [arn("ArchiveTable")] * (action in archive)
+            assert granted[action] == tables
+        [archive_grant] = [s for s in statements(template, f"{prefix}FunctionRole") if s.get("Sid") == "Archive"]
+        assert archive_grant["IfCondition"] == "ArchiveOn"
         services = {a.split(":")[0] for a in granted}
         assert services == {"logs", "sqs", "secretsmanager", "dynamodb"}
+
+
+def test_archive_table_exists_only_while_archive_days_is_not_0_encrypted_expiring_and_indexed_by_email(template):
+    assert template["Parameters"]["ArchiveDays"]["Default"] == 30
+    assert template["Conditions"]["ArchiveOn"] == {"Fn::Not": [{"Fn::Equals": [ref("ArchiveDays"), "0"]}]}
+    resource = template["Resources"]["ArchiveTable"]
+    assert resource["Condition"] == "ArchiveOn"
+    assert template["Outputs"]["ArchiveTableName"]["Condition"] == "ArchiveOn"
+    table = resource["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    [by_email] = table["GlobalSecondaryIndexes"]
+    assert by_email["IndexName"] == EMAIL_INDEX  # the index archive.forget queries
+    assert by_email["KeySchema"] == [{"AttributeName": "email", "KeyType": "HASH"}]
+    assert by_email["Projection"] == {"ProjectionType": "KEYS_ONLY"}  # erasure needs the keys only
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["ARCHIVE_TABLE"] == {"Fn::If": ["ArchiveOn", ref("ArchiveTable"), ""]}
+    assert env["ARCHIVE_DAYS"] == ref("ArchiveDays")
 
 
 def test_idempotency_table_matches_powertools_layout(template):

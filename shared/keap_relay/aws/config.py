@@ -11,6 +11,7 @@ from typing import Any
 
 from ..keap.defaults import DEFAULT_URL as DEFAULT_KEAP_URL
 from ..routing.routes import KEAP_APIS, routes_path
+from .archive import DEFAULT_KEEP_DAYS
 from .observe import register_secret
 
 SECRETS_MAX_AGE = 300  # seconds a fetched secret is reused (Powertools parameters cache)
@@ -106,6 +107,9 @@ class Settings:
     max_event_age_seconds: int = _env("MAX_EVENT_AGE_SECONDS", 4 * 86400, int)
     # Overrides the function's timeout, which is otherwise the time an invocation has left at its start.
     function_timeout_seconds: int | None = _env("FUNCTION_TIMEOUT_SECONDS", None, int)
+    # The event archive (archive.py): its table (empty: off, ArchiveDays=0) and how many days it keeps an event.
+    archive_table: str | None = _env("ARCHIVE_TABLE")
+    archive_days: int = _env("ARCHIVE_DAYS", DEFAULT_KEEP_DAYS, int)
 
     @classmethod
     def from_env(cls, kind: str, env: dict[str, str] | None = None) -> Settings:

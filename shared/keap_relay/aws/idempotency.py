@@ -31,9 +31,18 @@ BATCH_CALLS_AT_ONCE = 10  # an SQS batch's claims, or its results, in flight at 
 DIRECT_RUN_TIMEOUT_SECONDS = 30  # a run with no Lambda context, unless FUNCTION_TIMEOUT_SECONDS says otherwise
 
 
-def event_key(event: dict[str, Any]) -> str:
-    """kind#source#id: what makes two deliveries the same event."""
-    return f"{event.get('kind')}#{event.get('source')}#{event.get('id')}"
+def event_key(event: dict[str, Any], replay: str | None = None) -> str:
+    """kind#source#id: what makes two deliveries the same event; kind#source#id#<name> for one replay's delivery."""
+    key = f"{event.get('kind')}#{event.get('source')}#{event.get('id')}"
+    return key if replay is None else f"{key}#{replay}"
+
+
+def identity(event: dict[str, Any], replay: str | None = None) -> dict[str, Any]:
+    """What Powertools reads the key from (IDENTITY_PATH): the event itself, so an ordinary event's record id stays
+    as it always was; for a replay, the event's kind and source and its id with `#<replay name>`."""
+    if replay is None:
+        return event
+    return {"kind": event.get("kind"), "source": event.get("source"), "id": f"{event.get('id')}#{replay}"}
 
 
 @functools.cache
@@ -171,6 +180,7 @@ class Claim:
     be applied now (another delivery holds it, or the store failed), else `checkpoints` to apply it with."""
 
     event: dict[str, Any]
+    data: dict[str, Any]  # what the record's key is read from (identity): the event, or a replay's own
     checkpoints: DynamoCheckpoints | None = None
     result: dict[str, Any] | None = None
     error: Exception | None = None
@@ -210,23 +220,31 @@ class Idempotency:
         prefix = f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'test-func')}.{RECORD_FUNCTION_NAME}"
         self.store.configure(self.config, key_prefix=prefix)
 
-    def checkpoints(self, event: dict[str, Any]) -> DynamoCheckpoints:
-        return DynamoCheckpoints(self.table, event_key(event), self.keep, self.store.client)
+    def checkpoints(self, event: dict[str, Any], replay: str | None = None) -> DynamoCheckpoints:
+        return DynamoCheckpoints(self.table, event_key(event, replay), self.keep, self.store.client)
 
     def claim(
-        self, events: list[dict[str, Any]], context: Any = None, alongside: Callable[[], None] | None = None
+        self,
+        events: list[dict[str, Any]],
+        context: Any = None,
+        alongside: Callable[[], None] | None = None,
+        replays: list[str | None] | None = None,
     ) -> list[Claim]:
         """Claim every event's key (in progress until this invocation would time out) and read the checkpoints
         of the batch in one call, all at once. `context` is the invocation's Lambda context; `alongside` runs at
-        the same time (the Keap budget's booking), and its failure is only logged."""
+        the same time (the Keap budget's booking), and its failure is only logged. `replays[i]` names the replay
+        that sent event i (None: an ordinary delivery): a replay is applied once per name, with checkpoints of
+        its own."""
         remaining = (context or _Context(self.timeout_seconds)).get_remaining_time_in_millis()
         pending = CheckpointWrites(self.store.client)
-        keys = [CHECKPOINT_PREFIX + event_key(event) for event in events]
+        names = replays or [None] * len(events)
+        keys = [CHECKPOINT_PREFIX + event_key(event, name) for event, name in zip(events, names, strict=True)]
+        data = [identity(event, name) for event, name in zip(events, names, strict=True)]
         pool = _pool()
         read = pool.submit(self._read_checkpoints, keys)
         extra = pool.submit(alongside) if alongside is not None else None
-        claims = [pool.submit(self._claim, event, remaining) for event in events[1:]]
-        first = self._claim(events[0], remaining)  # the calling thread makes one itself
+        claims = [pool.submit(self._claim, e, d, remaining) for e, d in zip(events[1:], data[1:], strict=True)]
+        first = self._claim(events[0], data[0], remaining)  # the calling thread makes one itself
         claimed = [first] + [future.result() for future in claims]
         if extra is not None and extra.exception() is not None:
             log.warning("booking Keap calls ahead failed (%s); they are booked as they are made", extra.exception())
@@ -237,7 +255,7 @@ class Idempotency:
 
             self.finish(claimed, [exc] * len(claimed))
             error = IdempotencyPersistenceLayerError("Failed to read the events' checkpoints", exc)
-            return [Claim(event, error=error) for event in events]
+            return [Claim(event, d, error=error) for event, d in zip(events, data, strict=True)]
         for claim, key in zip(claimed, keys, strict=True):
             if claim.granted:
                 claim.checkpoints = DynamoCheckpoints(
@@ -251,7 +269,7 @@ class Idempotency:
                 claim.writes = pending
         return claimed
 
-    def _claim(self, event: dict[str, Any], remaining_ms: int) -> Claim:
+    def _claim(self, event: dict[str, Any], data: dict[str, Any], remaining_ms: int) -> Claim:
         """Powertools' own sequence: put the in-progress record; if one exists, its status decides."""
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
             IdempotencyAlreadyInProgressError,
@@ -262,24 +280,30 @@ class Idempotency:
 
         for _ in range(2):  # a record that expired between the put and the read is claimed on a second try
             try:
-                self.store.save_inprogress(data=event, remaining_time_in_millis=remaining_ms)
-                return Claim(event)
+                self.store.save_inprogress(data=data, remaining_time_in_millis=remaining_ms)
+                return Claim(event, data)
             except IdempotencyItemAlreadyExistsError as exc:
                 try:
-                    record = exc.old_data_record or self.store.get_record(data=event)
+                    record = exc.old_data_record or self.store.get_record(data=data)
                 except Exception as read_error:
-                    return Claim(event, error=IdempotencyPersistenceLayerError("Failed to read the record", read_error))
+                    return Claim(
+                        event, data, error=IdempotencyPersistenceLayerError("Failed to read the record", read_error)
+                    )
                 if record is None:
                     continue
                 if record.status == STATUS_CONSTANTS["COMPLETED"]:
-                    return Claim(event, result=record.response_json_as_dict() or {})
+                    return Claim(event, data, result=record.response_json_as_dict() or {})
                 expiry = record.in_progress_expiry_timestamp
                 if record.status == STATUS_CONSTANTS["INPROGRESS"] and (expiry is None or expiry >= time.time() * 1000):
-                    message = f"Execution already in progress with idempotency key: {event_key(event)}"
-                    return Claim(event, error=IdempotencyAlreadyInProgressError(message))
+                    message = f"Execution already in progress with idempotency key: {event_key(data)}"
+                    return Claim(event, data, error=IdempotencyAlreadyInProgressError(message))
             except Exception as exc:
-                return Claim(event, error=IdempotencyPersistenceLayerError("Failed to save in progress record", exc))
-        return Claim(event, error=IdempotencyAlreadyInProgressError(f"the record of {event_key(event)} keeps changing"))
+                return Claim(
+                    event, data, error=IdempotencyPersistenceLayerError("Failed to save in progress record", exc)
+                )
+        return Claim(
+            event, data, error=IdempotencyAlreadyInProgressError(f"the record of {event_key(data)} keeps changing")
+        )
 
     def _read_checkpoints(self, item_ids: list[str]) -> dict[str, dict[str, Any]]:
         """checkpoint item id -> its completed steps, for every id that has an item, in BatchGetItem calls."""
@@ -315,12 +339,12 @@ class Idempotency:
         futures = [pool.submit(w.flush) for w in {id(c.writes): c.writes for c, _ in granted if c.writes}.values()]
         for claim, outcome in granted:
             if not isinstance(outcome, BaseException):
-                futures.append(pool.submit(self.store.save_success, claim.event, outcome))
+                futures.append(pool.submit(self.store.save_success, claim.data, outcome))
         errors = [f.exception() for f in futures]
         try:
             for claim, outcome in granted:
                 if isinstance(outcome, BaseException):
-                    self.store.delete_record(data=claim.event, exception=outcome)
+                    self.store.delete_record(data=claim.data, exception=outcome)
         except Exception as exc:
             errors.append(exc)
         error = next((e for e in errors if e is not None), None)

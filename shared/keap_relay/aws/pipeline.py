@@ -13,7 +13,7 @@ from ..routing.routes import RoutesError, load_routes
 from . import idempotency, observe, webhooks, worker
 from .config import ConfigError, Settings
 from .invocation import Invocation, trigger_of
-from .queue import EventFailed, Failure
+from .queue import EventFailed, Failure, Replay
 from .worker import Delivery
 
 if TYPE_CHECKING:  # the planner and runner are the worker path's: a webhook is answered without them
@@ -76,15 +76,22 @@ class Pipeline:
         return self._idempotency
 
     def process(
-        self, event: Any, attempts: int = 1, *, context: Any = None, rerun_uncertain: bool = False
+        self,
+        event: Any,
+        attempts: int = 1,
+        *,
+        context: Any = None,
+        rerun_uncertain: bool = False,
+        replay: Replay | None = None,
     ) -> dict[str, Any]:
         """Validate, plan and run one canonical event once; raise EventFailed with the reason on failure.
 
         A duplicate of an event already applied returns the first result and calls Keap zero times.
         `context` is the invocation's Lambda context; `rerun_uncertain` runs again the steps whose outcome
-        was unknown (a person checked Keap and redrove the event).
+        was unknown (a person checked Keap and redrove the event); `replay` is the replay that sent the event
+        (`keap-relay replay`): it runs the plan's replayed parts, once per replay name.
         """
-        [outcome] = self.process_batch([Delivery(event, attempts, rerun_uncertain)], context=context)
+        [outcome] = self.process_batch([Delivery(event, attempts, rerun_uncertain, replay)], context=context)
         if isinstance(outcome, EventFailed):
             raise outcome
         return outcome
@@ -109,7 +116,7 @@ class Pipeline:
             except EventInvalid as exc:
                 outcomes[i] = EventFailed(Failure.permanent("EventInvalid", str(exc), "validate", **wheres[i]))
                 continue
-            key = idempotency.event_key(event)
+            key = idempotency.event_key(event, _name(deliveries[i].replay))
             if key in first_of:
                 twins[i] = first_of[key]
                 continue
@@ -152,11 +159,13 @@ class Pipeline:
         routes = load_routes(self.settings.routes_file, self.settings.keap_api)  # loaded once per container
         runner = self.runner
         indexes = list(valid)
-        plans = {i: plan(valid[i], routes) for i in indexes}
+        plans = {i: _planned(plan(valid[i], routes), deliveries[i].replay) for i in indexes}
         once = self.idempotency
         claims = None
         if once is not None:
-            claims = once.claim([valid[i] for i in indexes], context, self._booking(runner, list(plans.values())))
+            booking = self._booking(runner, list(plans.values()))
+            replays = [_name(deliveries[i].replay) for i in indexes]
+            claims = once.claim([valid[i] for i in indexes], context, booking, replays)
         items: list[BatchItem] = []
         running: list[int] = []
         for n, i in enumerate(indexes):
@@ -229,6 +238,7 @@ class Pipeline:
             "attempts": delivery.attempts,
             "source": str(ident.get("source") or ""),
             "event_id": str(ident.get("id") or ""),
+            "replay": delivery.replay,
         }
         observe.correlate(where["event_id"], self.kind)
         return where
@@ -262,6 +272,18 @@ class Pipeline:
             elapsed_ms = (time.monotonic() - started) * 1000
             observe.count(observe.DURATION_OF_PATH[trigger], self.kind, round(elapsed_ms, 1))
             observe.flush(self.kind)
+
+
+def _name(replay: Replay | None) -> str | None:
+    """The replay's name (part of its deliveries' keys), None for an ordinary delivery."""
+    return None if replay is None else replay.name
+
+
+def _planned(planned: Any, replay: Replay | None) -> Any:
+    """An event's plan, filtered to the step families a replay includes (tags and fields by default)."""
+    from ..routing.plan import for_replay
+
+    return planned if replay is None else for_replay(planned, replay.include)
 
 
 @functools.cache

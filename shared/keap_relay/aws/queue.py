@@ -26,6 +26,10 @@ DEAD_LETTER_ATTRIBUTES: tuple[str, ...] = (
     "FailedAt",
 )
 MAX_ATTRIBUTE_TEXT = 1000  # keep reasons readable and well under SQS's 256 KiB message limit
+# The message attributes that mark an event sent by `keap-relay replay`: the replay's name (part of the event's
+# idempotency and checkpoint keys) and what it re-applies. Re-queues for retries and dead letters keep them, so a
+# retried or redriven replayed event is still that replay.
+REPLAY_ATTRIBUTES: tuple[str, ...] = ("ReplayName", "ReplayInclude")
 
 
 @functools.cache
@@ -34,6 +38,31 @@ def sqs_client() -> Any:
     import boto3
 
     return boto3.client("sqs")
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The replay an event was sent by: its name, and the parts of the plan it re-applies beside the contact and
+    its tags (routing.plan.REPLAY_PARTS)."""
+
+    name: str
+    include: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, record: Any) -> Replay | None:
+        """The marker of a queue record (a Lambda SQS record, or its Powertools wrapper); None when not replayed."""
+        raw = getattr(record, "raw_event", record)
+        attrs = raw.get("messageAttributes") or {}
+        name = (attrs.get("ReplayName") or {}).get("stringValue")
+        if not name:
+            return None
+        include = str((attrs.get("ReplayInclude") or {}).get("stringValue") or "")
+        return cls(name, tuple(part for part in include.split(",") if part and part != "-"))
+
+    def attributes(self) -> dict[str, dict[str, str]]:
+        """The marker as SQS message attributes (an attribute may not be empty: no parts is `-`)."""
+        values = {"ReplayName": self.name, "ReplayInclude": ",".join(self.include) or "-"}
+        return {name: {"DataType": "String", "StringValue": values[name]} for name in REPLAY_ATTRIBUTES}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +81,7 @@ class Failure:
     attempts: int = 1
     source: str = ""
     event_id: str = ""
+    replay: Replay | None = None  # a replayed event's dead letter carries its marker, so a redrive replays it
 
     @classmethod
     def permanent(cls, error_class: str, message: str, step: str, **where: Any) -> Failure:
@@ -75,10 +105,11 @@ class Failure:
             "EventId": self.event_id or "(unknown)",
             "FailedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        return {
+        attributes = {
             name: {"DataType": "Number" if name == "AttemptCount" else "String", "StringValue": values[name]}
             for name in DEAD_LETTER_ATTRIBUTES
         }
+        return attributes if self.replay is None else {**attributes, **self.replay.attributes()}
 
 
 class EventFailed(Exception):
@@ -92,14 +123,23 @@ class EventFailed(Exception):
         super().__init__(f"{failure.error_class} at {failure.step}: {failure.message}")
 
 
-def enqueue(queue_url: str, event: dict[str, Any]) -> str:
-    """Send one canonical event to a work queue; returns the SQS message id."""
-    attributes = {
+def event_attributes(event: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The message attributes a queued canonical event carries: Kind, Source, EventId."""
+    return {
         name: {"DataType": "String", "StringValue": str(event.get(key) or "-")}
         for name, key in (("Kind", "kind"), ("Source", "source"), ("EventId", "id"))
     }
+
+
+def message_body(event: dict[str, Any]) -> str:
+    """A canonical event as a work queue's message body (compact JSON)."""
+    return json.dumps(event, separators=(",", ":"))
+
+
+def enqueue(queue_url: str, event: dict[str, Any]) -> str:
+    """Send one canonical event to a work queue; returns the SQS message id."""
     response = sqs_client().send_message(
-        QueueUrl=queue_url, MessageBody=json.dumps(event, separators=(",", ":")), MessageAttributes=attributes
+        QueueUrl=queue_url, MessageBody=message_body(event), MessageAttributes=event_attributes(event)
     )
     return str(response["MessageId"])
 
@@ -128,6 +168,7 @@ class Retry:
     not_before: float = 0.0  # epoch seconds before which Keap must not be called for it
     now: float = 0.0
     redriven_error: str | None = None  # ErrorClass of a dead letter moved back to the work queue
+    replay: Replay | None = None  # the replay that sent the event, kept on every re-queue
 
     @classmethod
     def of(cls, record: Any, now: float | None = None) -> Retry:
@@ -150,6 +191,7 @@ class Retry:
             not_before=attr("NotBefore", 0.0),
             now=time.time() if now is None else now,
             redriven_error=(message_attrs.get("ErrorClass") or {}).get("stringValue"),
+            replay=Replay.of(raw),
         )
 
     @property
@@ -183,6 +225,8 @@ class Retry:
         attributes = {k: {"DataType": "Number", "StringValue": v} for k, v in values.items()}
         if self.redriven_error:  # a redriven dead letter stays one until it is applied
             attributes["ErrorClass"] = {"DataType": "String", "StringValue": self.redriven_error}
+        if self.replay is not None:
+            attributes.update(self.replay.attributes())
         return {"DelaySeconds": int(min(MAX_DELAY_SECONDS, max(0.0, delay))), "MessageAttributes": attributes}
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import observe, queue
+from . import archive, observe, queue
 from .invocation import Invocation, is_eventbridge_event
 from .queue import EventFailed
 
@@ -24,6 +25,7 @@ class Delivery:
     event: Any
     attempts: int = 1
     rerun_uncertain: bool = False  # a person redrove it after an unknown outcome: run those steps again
+    replay: queue.Replay | None = None  # the replay that sent it (keap-relay replay): its own key, a filtered plan
 
 
 def _dead_letter(pipeline: Pipeline, body: str, failure: queue.Failure) -> bool:
@@ -86,7 +88,7 @@ def _prepare(pipeline: Pipeline, record: Any, invocation: Invocation) -> tuple[q
         raise TimeoutError("too little time left in this invocation; SQS will redeliver the record")
     # A person redrove an event whose once-only step had an unknown outcome, having checked Keap: run it.
     rerun = retry.redriven_error == OUTCOME_UNKNOWN
-    return retry, Delivery(event, retry.attempts, rerun_uncertain=rerun)
+    return retry, Delivery(event, retry.attempts, rerun_uncertain=rerun, replay=retry.replay)
 
 
 def _on_failure(pipeline: Pipeline, record: Any, retry: queue.Retry, exc: EventFailed) -> None:
@@ -113,7 +115,11 @@ def _on_record(pipeline: Pipeline, record: Any, invocation: Invocation) -> None:
     invocation.records_started += 1
     try:
         pipeline.process(
-            delivery.event, delivery.attempts, context=invocation.context, rerun_uncertain=delivery.rerun_uncertain
+            delivery.event,
+            delivery.attempts,
+            context=invocation.context,
+            rerun_uncertain=delivery.rerun_uncertain,
+            replay=delivery.replay,
         )
     except EventFailed as exc:
         _on_failure(pipeline, record, retry, exc)
@@ -161,6 +167,9 @@ def on_sqs(pipeline: Pipeline, event: dict[str, Any], invocation: Invocation) ->
     """A batch of the work queue: each record applied, re-queued or dead-lettered; the rest reported failed."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+    # The batch's new events are archived first, in one write; if it fails, they go back to SQS unapplied.
+    handed_back = archive.keep_batch(pipeline.settings, pipeline.kind, event["Records"])
+    event = {**event, "Records": [r for r in event["Records"] if r.get("messageId") not in handed_back]}
     if _batched(pipeline, event):
         settled = _apply_batch(pipeline, event, invocation)
 
@@ -175,13 +184,20 @@ def on_sqs(pipeline: Pipeline, event: dict[str, Any], invocation: Invocation) ->
             _on_record(pipeline, record, invocation)
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=handler, processor=processor, context=invocation.context
     )
+    response["batchItemFailures"] += [{"itemIdentifier": message_id} for message_id in handed_back]
+    return response
 
 
-def apply_inline(pipeline: Pipeline, event: Any, invocation: Invocation) -> dict[str, Any]:
-    """Process now (no queue between); dead-letter a permanent failure when a DLQ exists, raise the rest."""
+def apply_inline(
+    pipeline: Pipeline, event: Any, invocation: Invocation, received: datetime | None = None
+) -> dict[str, Any]:
+    """Process now (no queue between); dead-letter a permanent failure when a DLQ exists, raise the rest.
+
+    The event is archived first (received: the EventBridge event's time, else now)."""
+    archive.keep(pipeline.settings, pipeline.kind, event, received)
     try:
         return {"status": "applied", "result": pipeline.process(event, context=invocation.context)}
     except EventFailed as exc:
@@ -203,7 +219,7 @@ def on_eventbridge(pipeline: Pipeline, event: dict[str, Any], invocation: Invoca
         if _dead_letter(pipeline, json.dumps(event.get("detail"), default=str), failure):
             return {"status": "dead_lettered", "reason": detail}
         raise EventFailed(failure)
-    return apply_inline(pipeline, event["detail"], invocation)
+    return apply_inline(pipeline, event["detail"], invocation, archive.eventbridge_time(event))
 
 
 def on_direct(pipeline: Pipeline, event: Any, invocation: Invocation) -> dict[str, Any]:

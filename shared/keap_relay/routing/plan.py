@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -198,3 +198,30 @@ def plan(event: dict[str, Any], routes: Routes) -> Plan:
     dup_check = next((rule.dup_check for rule in matched if rule.dup_check), routes.dup_check)
     first = Call("upsert_contact", (contact_fields(event, matched), dup_check))
     return Plan(kind, event["id"], first, tuple(follow_ups), labels)
+
+
+# What a replay of archived events may re-apply, by routes key. The first call (the contact's upsert or look-up)
+# and the contact's fields (a rule's `fields`, `opt_out`) always run; tags by default too. The rest only when
+# asked for: re-adding a contact to a sequence restarts it, and a once-only step runs its flow again.
+REPLAY_PARTS: dict[str, tuple[str, ...]] = {
+    "tags": ("tags", "remove_tags"),
+    "sequences": ("campaigns", "sequences", "remove_campaigns", "remove_sequences", "pause_campaigns"),
+    "once-only": ("action_sets", "goals"),
+}
+REPLAY_DEFAULT: tuple[str, ...] = ("tags",)
+_OP_OF_KEY = {id_key: op for id_key, op, _ in FOLLOW_UPS}
+
+
+def replay_ops(include: Iterable[str]) -> frozenset[str]:
+    """The follow-up operations a replay with these parts runs (beside the first call and the contact's fields)."""
+    parts = set(include) | set(REPLAY_DEFAULT)
+    unknown = parts - set(REPLAY_PARTS)
+    if unknown:
+        raise ValueError(f"unknown replay part(s) {', '.join(sorted(unknown))}; known: {', '.join(REPLAY_PARTS)}")
+    return frozenset(_OP_OF_KEY[key] for part in parts for key in REPLAY_PARTS[part]) | ONCE_PER_CONTACT
+
+
+def for_replay(planned: Plan, include: Iterable[str] = ()) -> Plan:
+    """The plan as a replay runs it: the first call, the contact's fields, tags, and only the parts included."""
+    kept = replay_ops(include)
+    return replace(planned, follow_ups=tuple(call for call in planned.follow_ups if call.op in kept))

@@ -214,6 +214,11 @@ def load_routes(path: str | None = None, api: str | None = None) -> Routes:
 
 @functools.cache
 def _load(path: str) -> Routes:
+    return read_routes(path)
+
+
+def read_routes(path: str, api: str | None = None) -> Routes:
+    """Read and check a routes file now, uncached (load_routes is what a function uses: once per container)."""
     import yaml
 
     try:
@@ -224,4 +229,7 @@ def _load(path: str) -> Routes:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RoutesError(f"{path}: not valid YAML: {exc}") from None
-    return parse_routes(doc, path)
+    routes = parse_routes(doc, path)
+    if api is not None:
+        check_routes(routes, api)
+    return routes
