@@ -95,6 +95,15 @@ def keap_log(base: str) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------ quota rows
 
 
+def fresh_clients(moto_url: str) -> None:
+    """Point boto3 at this moto, and drop the container's cached clients (they may name an earlier one)."""
+    from keap_relay.aws import queue
+
+    os.environ.update(common.aws_env(moto_url))
+    idempotency.dynamodb_client.cache_clear()
+    queue.sqs_client.cache_clear()
+
+
 def quota_row(
     api: str, batch: int, window: int, n: int, moto_url: str, spec: Any, deployed: Any, routes: Path
 ) -> dict[str, Any]:
@@ -103,6 +112,7 @@ def quota_row(
     from keap_relay_local.resources import client
     from keap_relay_local.runtime import LambdaContext
 
+    fresh_clients(moto_url)
     fn = spec.functions["forms"]
     url = deployed.queue_urls[fn.queue]
     sqs = client("sqs", moto_url, common.REGION)
@@ -192,7 +202,7 @@ def quota_rows(n: int, tmp: Path) -> dict[str, Any]:
     size, window = template_defaults()
     cases = [("xmlrpc", 1, 0), ("rest", 1, 0), ("rest", 10, 0), ("rest", size, window)]
     with common.moto() as moto_url:
-        os.environ.update(common.aws_env(moto_url))
+        fresh_clients(moto_url)
         spec, deployed = common.provision(moto_url)
         rows = [quota_row(api, b, w, n, moto_url, spec, deployed, routes) for api, b, w in cases]
     xmlrpc = rows[0]["events_per_min"]
@@ -209,7 +219,7 @@ def delay_rows(n: int, tmp: Path) -> dict[str, Any]:
     routes.write_text(ROUTES.replace("{form: webinar}", "{}"))
     rows = []
     with common.moto() as moto_url, common.emulator(KEAP_MS) as keap:
-        os.environ.update(common.aws_env(moto_url))
+        fresh_clients(moto_url)
         _, deployed = common.provision(moto_url)
         arn = deployed.queue_arns["FormsQueue"]
         dynamo = DynamoCalls(DYNAMODB_MS)
