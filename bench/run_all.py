@@ -245,7 +245,13 @@ def main() -> None:
     parser.add_argument("--from", dest="source", type=Path, help="write the docs from figures kept earlier")
     args = parser.parse_args()
     only = [x.strip() for x in args.only.split(",")] if args.only else list(BENCHES)
-    run = {"seconds": {}, "quick": args.quick, "machine": common.machine(), "date": common.today()}
+    run = {
+        "seconds": {},
+        "quick": args.quick,
+        "machine": common.machine(),
+        "date": common.today(),
+        "argv": " ".join(["bench/run_all.py", *sys.argv[1:]]),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         out = args.source or args.keep or Path(tmp)
         kept = out / "run.json"
@@ -272,7 +278,7 @@ def main() -> None:
         "minutes": seconds / 60,
     }
     before = json.loads(BATCHING_BEFORE.read_text()) if BATCHING_BEFORE.exists() else {}
-    page.update(before=before.get("delays"), before_label="before (5eba217)")
+    page.update(before=before.get("delays"), before_label="before (5eba217)", argv=run.get("argv"))
     target = common.DOCS / "benchmarks.md"
     if figures["batching"] and not any(figures[name] for name in BENCHES if name != "batching"):
         # Only the batching benchmark's figures: its section is rewritten, the rest keeps its own run's figures.
