@@ -8,6 +8,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..keap.rest import outcome_done
 from .plan import Call, Plan
 from .runner import (
     ONCE_ONLY_OPS,
@@ -19,6 +20,7 @@ from .runner import (
     StepResult,
     completed_steps,
     failure_of,
+    step_key,
 )
 
 STEP_FIELDS = tuple(f.name for f in fields(StepResult) if f.name != "key")
@@ -58,7 +60,7 @@ class _Member:
 
     @property
     def key(self) -> str:
-        return f"{self.contact_id}/{self.call.key}"
+        return step_key(self.contact_id, self.call)
 
 
 # What a grouped call's answer means for each of its contacts. Keap's answers are weak, so the reading is
@@ -76,8 +78,6 @@ ANSWER_ACTIONS: Mapping[str, str] = {"done": "done", "unclear": "alone", "group-
 
 def read_answer(outcome: str | None = None, error: BaseException | None = None, group_size: int = 1) -> str:
     """The row of ANSWER_ACTIONS that a contact's outcome (or the group's error) falls in."""
-    from ..keap.rest import outcome_done
-
     if error is None:
         return "done" if outcome_done(outcome) else "unclear"
     status = getattr(error, "http_status", None)

@@ -123,6 +123,11 @@ def _not_run(result: Any) -> bool:
     return isinstance(result, dict) and result.get(NOT_RUN) is True
 
 
+def step_key(contact_id: int, call: Call) -> str:
+    """A follow-up's step key within its event (results, checkpoints): the same alone or in a batch."""
+    return f"{contact_id}/{call.key}"
+
+
 def completed_steps(checkpoints: Checkpoints, rerun_uncertain: bool = False) -> dict[str, Any]:
     """What an earlier attempt recorded as done: not-run intents dropped, uncertain ones too on a redrive."""
     done = {key: value for key, value in checkpoints.completed().items() if not _not_run(value)}
@@ -235,24 +240,24 @@ class SequenceRunner:
                 result.note = "no contact has this email; nothing to do"
                 return result
             tasks = [(call, cid) for cid in result.contact_ids for call in plan.follow_ups]
-            self.keap.expect_calls(sum(f"{cid}/{call.key}" not in done for call, cid in tasks))
+            self.keap.expect_calls(sum(step_key(cid, call) not in done for call, cid in tasks))
             if len(tasks) == 1:
                 call, cid = tasks[0]
-                steps = [self._call(call, cid, f"{cid}/{call.key}", done, checkpoints, deferred)]
+                steps = [self._call(call, cid, step_key(cid, call), done, checkpoints, deferred)]
             elif tasks:
                 pool = self._executor()
                 # The calling thread would only wait: when every follow-up fits within the bound, it makes the
                 # last call itself, one thread hand-off less per event (bench/bench_pipeline.py measures it).
                 inline = tasks[-1] if len(tasks) <= self.max_concurrency else None
                 futures = [
-                    pool.submit(self._call, call, cid, f"{cid}/{call.key}", done, checkpoints, deferred)
+                    pool.submit(self._call, call, cid, step_key(cid, call), done, checkpoints, deferred)
                     for call, cid in (tasks[:-1] if inline else tasks)
                 ]
                 last: list[StepResult] = []
                 try:
                     if inline:
                         call, cid = inline
-                        last.append(self._call(call, cid, f"{cid}/{call.key}", done, checkpoints, deferred))
+                        last.append(self._call(call, cid, step_key(cid, call), done, checkpoints, deferred))
                 finally:
                     wait(futures)  # never leave follow-ups running behind a result, even a failed one
                 steps = [future.result() for future in futures] + last
