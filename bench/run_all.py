@@ -1,11 +1,13 @@
 """`make bench`: every benchmark in one run, each in its own process, then docs/benchmarks.md, its charts and
 docs/cost-model.md rendered from the figures (templates in bench/templates/).
 
-Run: .venv/bin/python bench/run_all.py [--quick] [--only codec,pipeline,coldstart,quota,ingest] [--from DIR]
---quick shortens every benchmark (about two minutes in all, against about six). The raw figures are
+Run: .venv/bin/python bench/run_all.py [--quick] [--only codec,pipeline,coldstart,quota,ingest,batching] [--from DIR]
+--quick shortens every benchmark (a few minutes in all; a full run takes about six, plus some forty for the
+batching benchmark, which drains 1,000 events per row at a PAT's 240 calls a minute). The raw figures are
 kept as JSON in --keep DIR (default: a temporary folder); --from DIR rewrites the docs from such a folder
-without measuring again. Benchmarks report ratios measured in one run against baselines on the same inputs;
-nothing here fails on speed. What was profiled and fixed over time is prose in docs/benchmarks-history.md.
+without measuring again. With the batching benchmark's figures alone (`--only batching`), only its section of
+docs/benchmarks.md is rewritten. Benchmarks report ratios measured in one run against baselines on the same
+inputs; nothing here fails on speed. What was profiled and fixed over time is prose in docs/benchmarks-history.md.
 """
 
 from __future__ import annotations
