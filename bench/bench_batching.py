@@ -196,19 +196,28 @@ def quota_row(
     return row
 
 
-def quota_rows(n: int, tmp: Path) -> dict[str, Any]:
+def default_cases() -> list[tuple[str, int, int]]:
+    """(API, batch size, window): XML-RPC, REST at batch 1 and 10, REST at the template's defaults."""
+    size, window = template_defaults()
+    return [("xmlrpc", 1, 0), ("rest", 1, 0), ("rest", 10, 0), ("rest", size, window)]
+
+
+def quota_rows(n: int, tmp: Path, cases: list[tuple[str, int, int]] | None = None) -> dict[str, Any]:
     routes = tmp / "routes.yaml"
     routes.write_text(ROUTES)
     size, window = template_defaults()
-    cases = [("xmlrpc", 1, 0), ("rest", 1, 0), ("rest", 10, 0), ("rest", size, window)]
+    cases = cases or default_cases()
     with common.moto() as moto_url:
         fresh_clients(moto_url)
         spec, deployed = common.provision(moto_url)
         rows = [quota_row(api, b, w, n, moto_url, spec, deployed, routes) for api, b, w in cases]
-    xmlrpc = rows[0]["events_per_min"]
-    for row in rows:
-        row["vs_xmlrpc"] = row["events_per_min"] / xmlrpc
-    return {"rows": rows, "default_batch": size, "default_window_s": window}
+    return {"rows": against_xmlrpc(rows), "default_batch": size, "default_window_s": window}
+
+
+def against_xmlrpc(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with each one's events per minute as a multiple of the XML-RPC row's, when there is one."""
+    xmlrpc = next((r["events_per_min"] for r in rows if r["api"] == "xmlrpc"), None)
+    return [{**r, "vs_xmlrpc": r["events_per_min"] / xmlrpc if xmlrpc else None} for r in rows]
 
 
 # ------------------------------------------------------------------------------------------ delay rows
@@ -293,15 +302,24 @@ def timed(fn: Any, n: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) * 1000 / n, (time.process_time() - cpu) * 1000 / n
 
 
-def run(quick: bool = False, events: int | None = None, only: str | None = None) -> dict[str, Any]:
+def run(
+    quick: bool = False,
+    events: int | None = None,
+    only: str | None = None,
+    cases: list[tuple[str, int, int]] | None = None,
+) -> dict[str, Any]:
     out: dict[str, Any] = {"command": "bench/bench_batching.py" + (" --quick" if quick else "")}
     if events:
         out["command"] += f" --events {events}"
+    if only:
+        out["command"] += f" --only {only}"
+    if cases:
+        out["command"] += " --cases " + ",".join(f"{a}:{b}:{w}" for a, b, w in cases)
     with tempfile.TemporaryDirectory() as tmp:
         if only in (None, "delays"):
             out["delays"] = delay_rows(10 if quick else 30, Path(tmp))
         if only in (None, "quota"):
-            out["quota"] = quota_rows(events or (100 if quick else 1000), Path(tmp))
+            out["quota"] = quota_rows(events or (100 if quick else 1000), Path(tmp), cases)
     return out
 
 
@@ -309,8 +327,12 @@ def main() -> None:
     parser = common.cli(__doc__, "100 events per quota row and 10 per delay row (instead of 1,000 and 30)")
     parser.add_argument("--events", type=int, help="events per quota row")
     parser.add_argument("--only", choices=("quota", "delays"), help="one section (the other's kept figures stay)")
+    parser.add_argument("--cases", help="quota rows as api:batch:window,... (default: the four of the docs)")
     args = parser.parse_args()
-    data = run(args.quick, args.events, args.only)
+    cases = [(a, int(b), int(w)) for a, b, w in (c.split(":") for c in args.cases.split(","))] if args.cases else None
+    if cases:
+        args.only = args.only or "quota"
+    data = run(args.quick, args.events, args.only, cases)
     kept = args.out / "batching.json" if args.out else None
     if args.only and kept is not None and kept.exists():
         earlier = json.loads(kept.read_text())

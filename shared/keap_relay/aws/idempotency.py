@@ -26,7 +26,6 @@ IDENTITY_PATH = "[kind, source, id]"  # the idempotency key: kind + source + the
 # of the last days again.
 RECORD_FUNCTION_NAME = "keap_relay.aws.idempotency.Idempotency.wrap.<locals>.apply_once"
 BATCH_GET_MAX = 100  # keys one BatchGetItem may ask for
-TRANSACT_MAX = 100  # actions one TransactWriteItems may hold
 BATCH_CALLS_AT_ONCE = 10  # an SQS batch's claims, or its results, in flight at once (BatchSize is at most 10)
 DIRECT_RUN_TIMEOUT_SECONDS = 30  # a run with no Lambda context, unless FUNCTION_TIMEOUT_SECONDS says otherwise
 
@@ -61,7 +60,7 @@ class DynamoCheckpoints:
     """Completed steps of one event, one attribute per step on a `checkpoint#<key>` item of the table.
 
     `completed` is what a batch read found (no read of its own then); with `pending`, the safe steps'
-    writes (`record_many`) wait there to be written with the batch's others in one call (CheckpointWrites).
+    writes (`record_many`) wait there to be sent with the batch's others, all at once (CheckpointWrites).
     Once-only steps (`record`: an intent, then its result) are written at once: Keap is called after.
     """
 
@@ -122,11 +121,12 @@ def steps_of(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class CheckpointWrites:
-    """The safe steps a batch completed, per event, written together: one UpdateItem for one event, one
-    TransactWriteItems (of up to 100 updates) for more."""
+    """The safe steps a batch completed, per event, held until the batch's outcomes are recorded: then one
+    UpdateItem per event, all sent at once (one round trip). A TransactWriteItems would be one call, but
+    DynamoDB bills its writes twice, and moto copies every table for each one (seconds once a table holds
+    thousands of items), which would make every local run and benchmark measure moto."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: dict[str, tuple[DynamoCheckpoints, dict[str, Any]]] = {}
 
@@ -135,25 +135,11 @@ class CheckpointWrites:
             _, known = self._items.setdefault(checkpoints.item_id, (checkpoints, {}))
             known.update(results)
 
-    def flush(self, item_ids: set[str] | None = None) -> None:
-        """Write what is pending (for `item_ids` only, when given), then forget it."""
+    def take(self) -> list[dict[str, Any]]:
+        """The UpdateItem arguments of everything pending, forgotten here."""
         with self._lock:
-            chosen = [i for i in self._items if item_ids is None or i in item_ids]
-            updates = []
-            for item_id in chosen:
-                checkpoints, results = self._items.pop(item_id)
-                updates.append(checkpoints.update(results))
-        if len(updates) == 1:
-            self.client.update_item(**updates[0])
-            return
-        for start in range(0, len(updates), TRANSACT_MAX):
-            chunk = updates[start : start + TRANSACT_MAX]
-            try:
-                self.client.transact_write_items(TransactItems=[{"Update": update} for update in chunk])
-            except Exception:  # e.g. a conflict with another write: the same updates, one call each
-                log.warning("a transaction of %d checkpoint items failed; writing them one by one", len(chunk))
-                for update in chunk:
-                    self.client.update_item(**update)
+            items, self._items = self._items, {}
+        return [checkpoints.update(results) for checkpoints, results in items.values()]
 
 
 @dataclass
@@ -236,7 +222,7 @@ class Idempotency:
         that sent event i (None: an ordinary delivery): a replay is applied once per name, with checkpoints of
         its own."""
         remaining = (context or _Context(self.timeout_seconds)).get_remaining_time_in_millis()
-        pending = CheckpointWrites(self.store.client)
+        pending = CheckpointWrites()
         names = replays or [None] * len(events)
         keys = [CHECKPOINT_PREFIX + event_key(event, name) for event, name in zip(events, names, strict=True)]
         data = [identity(event, name) for event, name in zip(events, names, strict=True)]
@@ -336,7 +322,8 @@ class Idempotency:
         from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 
         pool = _pool()
-        futures = [pool.submit(w.flush) for w in {id(c.writes): c.writes for c, _ in granted if c.writes}.values()]
+        batches = {id(c.writes): c.writes for c, _ in granted if c.writes is not None}.values()
+        futures = [pool.submit(self.store.client.update_item, **u) for w in batches for u in w.take()]
         for claim, outcome in granted:
             if not isinstance(outcome, BaseException):
                 futures.append(pool.submit(self.store.save_success, claim.data, outcome))
