@@ -134,9 +134,7 @@ def test_one_event_makes_one_round_trip_before_its_first_keap_call_and_one_after
     assert sorted(after) == ["update_item", "update_item"]
 
 
-def test_a_batch_of_ten_reads_its_checkpoints_and_books_its_calls_once(
-    emu, dynamo_table, tmp_path, recorded
-):
+def test_a_batch_of_ten_reads_its_checkpoints_and_books_its_calls_once(emu, dynamo_table, tmp_path, recorded):
     p = worker(emu, dynamo_table, tmp_path)
     p.handle(sqs(1, "warm"))
     client = recorded
