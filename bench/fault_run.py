@@ -76,6 +76,14 @@ class Api:
     # Whether an injected Keap fault is a permanent failure: on REST v2 it is an HTTP 500, which is transient
     # there, so the REST run's permanent failures all come from the retired form's rule.
     injected_faults_permanent: bool
+    # Port call name -> the name the emulator logs it by, where they differ (REST v2 is logged by verb and path:
+    # an upsert is POST /contacts with a duplicate_option, which the emulator names as the create it shares).
+    logged_as: dict[str, str] = field(default_factory=dict)
+
+    def logged(self, op: str) -> str:
+        """The emulator's name for the call a plan op makes."""
+        name = self.call_names[op]
+        return self.logged_as.get(name, name)
 
     @property
     def once_only(self) -> frozenset[str]:
@@ -103,6 +111,7 @@ APIS: dict[str, Api] = {
         REST_SAFE_TO_REPEAT,
         {"sequences": [{"campaign": 5, "sequence": UNKNOWN_SEQUENCE}]},
         injected_faults_permanent=False,
+        logged_as={"rest.upsertContact": "rest.createContact"},
     ),
 }
 # Once-only methods -> the contact id in the request the emulator holds (XML-RPC params, the API key first;
@@ -148,6 +157,7 @@ class RunConfig:
     kill_every: float = 6.0  # mean seconds between kills of a function mid-batch (0: none)
     kill_window: float = 1.0  # kills happen in this share of the sending window (from its start)
     window_kills: int | None = None  # kills inside the once-only window (None: one per 100 events)
+    window_timeouts: int = 0  # of those, ended by the function's timeout (needs a function timeout < read timeout)
     send_rate: float = 25.0  # deliveries a second
     senders: int = 6
     visibility_timeout: int = 2
@@ -164,6 +174,8 @@ OPTIONS = {
     "kill_every": "mean seconds between kills",
     "window_kills": "kills inside the once-only window: Keap applied an action set (goal) and holds its answer; "
     "the waiting function is SIGKILLed (default: one per 100 events)",
+    "window_timeouts": "of the window kills, how many are left to the function's own timeout instead of a "
+    "SIGKILL (needs --function-timeout at least 3 s below the Keap client's read timeout)",
     "send_rate": "deliveries a second",
     "slow_windows": None,
     "duplicate_share": None,
@@ -196,6 +208,7 @@ class WindowKill:
     method: str
     contact: int
     event_id: str | None
+    how: str = "SIGKILL"  # or "timeout": the function's own timeout ended the process
     outcome: str = ""  # filled in when reading back
 
 
@@ -226,7 +239,8 @@ class Report:
     kills: int = 0
     kills_mid_batch: int = 0
     api: str = "xmlrpc"
-    kills_in_window: int = 0  # SIGKILLs while Keap held the answer to a once-only call it had applied
+    kills_in_window: int = 0  # functions ended while Keap held the answer to a once-only call it had applied
+    timeouts_in_window: int = 0  # of which by the function's own timeout (the rest: SIGKILL)
     window_kills_missed: int = 0  # armed holds no once-only call came for in time (no kill made)
     window_kill_outcomes: dict[str, int] = field(default_factory=dict)
     window_kill_details: list[dict[str, Any]] = field(default_factory=list)
@@ -470,10 +484,11 @@ class Killer(threading.Thread):
 
 
 class WindowKiller(threading.Thread):
-    """Kills functions inside the once-only window, on purpose. At each of its times (spread over the kill
-    window) it arms the emulator to hold the answer of the next once-only call Keap applies; the function
-    waiting for that answer is SIGKILLed (and restarted), and only then is the answer let go, to a dead
-    connection. The redelivered event must find the step's intent and never run it again."""
+    """Ends functions inside the once-only window, on purpose. At each of its times (spread over the kill
+    window) it arms the emulator to hold the answer of the next once-only call Keap applies. The function
+    waiting for that answer is SIGKILLed (and restarted), or left to its own timeout (which ends the process,
+    as Lambda does), and only then is the answer let go, to a dead connection. The redelivered event must find
+    the step's intent and never run it again."""
 
     def __init__(
         self,
@@ -494,41 +509,94 @@ class WindowKiller(threading.Thread):
         self.missed = 0
         self.held: queue.Queue[HeldAnswer] = queue.Queue()
         rng = random.Random(cfg.seed + 3)
-        count = cfg.events // 100 if cfg.window_kills is None else cfg.window_kills
+        count = window_kills(cfg)
         span = cfg.kill_window * send_window
         self.times = [start + (i + rng.uniform(0.2, 0.8)) * span / count for i in range(count)] if count else []
+        # Which of them are left to the function's timeout rather than SIGKILLed: spread among the others.
+        self.timeouts = set(rng.sample(range(count), min(count, cfg.window_timeouts)))
+        # A timed-out function ends within its timeout of the hold; the answer waits a little longer.
+        self.longest_hold = (cfg.function_timeout or 0) + 3 if self.timeouts else MAX_HOLD_S
         self.until = start + span
 
     def run(self) -> None:
         for n, at in enumerate(self.times):
             if self.stop.wait(max(0.0, at - time.time())):
                 return
+            # Until the next one is due (a few seconds at least: a timeout before may have used the slot up).
             next_at = self.times[n + 1] if n + 1 < len(self.times) else self.until + 30
-            self.stack.emulator.hold_answers(HoldPlan(self.once_only, limit=1, max_hold_s=MAX_HOLD_S), self.held.put)
-            try:
-                held = self.held.get(timeout=max(1.0, next_at - time.time()))
-            except queue.Empty:
+            held = self._next_held(max(next_at, time.time() + 3))
+            if held is None:
                 self.missed += 1
                 continue
-            finally:
-                self.stack.emulator.hold_answers(None)
             try:
                 contact = HELD_CONTACT[held.method](held.params)
                 function, event_id = self.function_of(contact)
                 if function is None:
                     self.missed += 1
                     continue
-                with self.kill_lock:
-                    killed_at = time.time()
-                    self.stack.kill_function(function)
-                self.kills.append(WindowKill(killed_at, function, held.method, contact, event_id))
+                how = "timeout" if n in self.timeouts else "SIGKILL"
+                ended_at = self._end(function, how)
+                if ended_at is None:
+                    self.missed += 1
+                    continue
+                self.kills.append(WindowKill(ended_at, function, held.method, contact, event_id, how))
             finally:
                 held.release()  # to a dead connection: the process that asked is gone
+
+    def _next_held(self, deadline: float) -> HeldAnswer | None:
+        """Arm a hold for one once-only call and wait for it (until `deadline` or a halt); disarmed after."""
+        self.stack.emulator.hold_answers(HoldPlan(self.once_only, limit=1, max_hold_s=self.longest_hold), self.held.put)
+        try:
+            while not self.stop.is_set() and time.time() < deadline:
+                try:
+                    return self.held.get(timeout=0.25)
+                except queue.Empty:
+                    continue
+            return None
+        finally:
+            self.stack.emulator.hold_answers(None)
+            while not self.held.empty():  # held between the last look and the disarming: answered at once
+                self.held.get_nowait().release()
+
+    def _end(self, function: str, how: str) -> float | None:
+        """SIGKILL the function, or wait for its own timeout to end it; when it ended (None: it did not)."""
+        if how == "SIGKILL":
+            with self.kill_lock:
+                ended_at = time.time()
+                self.stack.kill_function(function)
+            return ended_at
+        host = self.stack.function_host(function)
+        pid = host.pid
+        deadline = time.monotonic() + self.longest_hold
+        while time.monotonic() < deadline:
+            if not host.alive or host.pid != pid:
+                return time.time()
+            time.sleep(0.05)
+        return None
 
     def halt(self) -> None:
         self.stop.set()
         self.join()
         self.stack.emulator.hold_answers(None)
+
+
+def window_kills(cfg: RunConfig) -> int:
+    """How many kills the run places inside the once-only window."""
+    return cfg.events // 100 if cfg.window_kills is None else cfg.window_kills
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Refuse what the run cannot do (ValueError): a timeout lands in the window only if the function's
+    timeout comes before the client's read timeout would give up on the held answer."""
+    if cfg.api not in APIS:
+        raise ValueError(f"api is one of {sorted(APIS)}")
+    if cfg.window_timeouts > window_kills(cfg):
+        raise ValueError("window_timeouts is a share of window_kills: at most as many")
+    if cfg.window_timeouts and not (cfg.function_timeout and cfg.function_timeout + 3 < READ_TIMEOUT_S):
+        raise ValueError(
+            f"window timeouts need a function timeout at least 3 s below the client's read timeout "
+            f"({READ_TIMEOUT_S:g} s): give --function-timeout"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- reading back
@@ -547,7 +615,7 @@ def _expected(event: dict[str, Any], routes: Any, api: Api) -> dict[str, Any]:
         ops[call.op].append(tuple(call.args) if call.op == "achieve_goal" else call.args[0] if call.args else None)
     return {
         "calls": 1 + len(planned.follow_ups),
-        "methods": Counter(api.call_names[c.op] for c in (planned.first, *planned.follow_ups)),
+        "methods": Counter(api.logged(c.op) for c in (planned.first, *planned.follow_ups)),
         "tags": set(ops["apply_tag"]),
         "removed_tags": set(ops["remove_tag"]),
         "sequences": set(ops["start_sequence"]),
@@ -688,7 +756,7 @@ def _duplicates(
                         "contact": contact,
                         "id": thing,
                         "times": sorted(times),
-                        "method": api.call_names[op],
+                        "method": api.logged(op),
                         "event_id": event.get("id"),
                         "function": by_name(event["kind"]).folder if event else "?",
                         "extra": len(times) - 1,
@@ -702,6 +770,7 @@ def _duplicates(
 
 def run(cfg: RunConfig, log: Any = print) -> Report:
     """Start a stack, send the workload under faults, drain, and read back what happened."""
+    check_config(cfg)
     report = Report(config={k: v for k, v in asdict(cfg).items()}, api=cfg.api)
     api = APIS[cfg.api]
     wall = time.monotonic()
@@ -783,6 +852,7 @@ def run(cfg: RunConfig, log: Any = print) -> Report:
             report.kills = len(killer.kills)
             report.kills_mid_batch = sum(1 for k in killer.kills if k.mid_batch)
             report.kills_in_window = len(window_killer.kills)
+            report.timeouts_in_window = sum(1 for k in window_killer.kills if k.how == "timeout")
             report.window_kills_missed = window_killer.missed
             _window_outcomes(report, window_killer.kills, tables, letters)
             _count_calls(report, calls, faults)
@@ -893,7 +963,7 @@ def _window_outcomes(
         runs = sum(
             len(times) for what in ONCE_ONLY_EFFECTS for key, times in tables[what].items() if key[0] == kill.contact
         )
-        kill.outcome = f"once-only step run {runs} time(s), " + (
+        kill.outcome = f"{kill.how}: once-only step run {runs} time(s), " + (
             "dead-lettered OutcomeUnknown" if kill.event_id in unknown else "no OutcomeUnknown dead letter"
         )
         outcomes[kill.outcome] += 1
@@ -959,6 +1029,10 @@ def main(argv: list[str] | None = None) -> int:
         function_timeout=args.function_timeout,
         api=args.api,
     )
+    try:
+        check_config(cfg)
+    except ValueError as exc:
+        parser.error(str(exc))
     # Killed invocations and refused webhooks are the point of the run; their warnings would drown the report.
     logging.getLogger("keap_relay_local").setLevel(logging.ERROR)
     report = run(cfg, log=lambda line: print(line, file=sys.stderr, flush=True))
