@@ -248,6 +248,8 @@ class Report:
     dlq_entry_classes: dict[str, int] = field(default_factory=dict)  # permanent reason / OutcomeUnknown (why)
     dead_letter_classes: dict[str, int] = field(default_factory=dict)  # the same, per dead-lettered event
     dlq_entries_not_permanent_or_unknown: int = 0
+    # each such entry: its event, reason attributes, SQS receive count, and whether the event was applied anyway
+    dlq_entries_not_permanent_or_unknown_details: list[dict[str, Any]] = field(default_factory=list)
     calls_made: int = 0
     calls_injected: dict[str, int] = field(default_factory=dict)
     calls_clean: int = 0
@@ -512,19 +514,23 @@ class WindowKiller(threading.Thread):
         count = window_kills(cfg)
         span = cfg.kill_window * send_window
         self.times = [start + (i + rng.uniform(0.2, 0.8)) * span / count for i in range(count)] if count else []
-        # Which of them are left to the function's timeout rather than SIGKILLed: spread among the others.
-        self.timeouts = set(rng.sample(range(count), min(count, cfg.window_timeouts)))
+        # Which of them are left to the function's timeout rather than SIGKILLed: the last ones, as a timeout
+        # holds this thread for as long as the function's timeout.
+        self.timeouts = set(range(count - min(count, cfg.window_timeouts), count))
         # A timed-out function ends within its timeout of the hold; the answer waits a little longer.
         self.longest_hold = (cfg.function_timeout or 0) + 3 if self.timeouts else MAX_HOLD_S
         self.until = start + span
 
     def run(self) -> None:
+        gap = (self.until - self.times[0]) / len(self.times) / 2 if self.times else 0.0
+        last = 0.0
         for n, at in enumerate(self.times):
-            if self.stop.wait(max(0.0, at - time.time())):
+            # A kill is never closer than half the planned spacing to the one before (an outage or a timeout
+            # may have delayed that one): the pipeline gets to run between kills.
+            if self.stop.wait(max(0.0, at - time.time(), last + gap - time.time())):
                 return
-            # Until the next one is due (a few seconds at least: a timeout before may have used the slot up).
-            next_at = self.times[n + 1] if n + 1 < len(self.times) else self.until + 30
-            held = self._next_held(max(next_at, time.time() + 3))
+            # The hold stays armed until a once-only call comes (none does during the outage), or sending ends.
+            held = self._next_held(float("inf"))
             if held is None:
                 self.missed += 1
                 continue
@@ -540,6 +546,7 @@ class WindowKiller(threading.Thread):
                     self.missed += 1
                     continue
                 self.kills.append(WindowKill(ended_at, function, held.method, contact, event_id, how))
+                last = ended_at
             finally:
                 held.release()  # to a dead connection: the process that asked is gone
 
@@ -934,6 +941,20 @@ def _account(
             )
     report.dead_letter_reasons = dict(reasons)
     report.dead_letter_classes = dict(classes)
+    applied = {event["id"] for event in events} - {lost["event_id"] for lost in report.lost_details}
+    report.dlq_entries_not_permanent_or_unknown_details = [
+        {
+            "event_id": letter.event_id,
+            "attributes": dict(letter.attributes),
+            # No reason attributes and a receive count at the queue's maxReceiveCount: SQS moved it, not the worker.
+            "receive_count": letter.system_attributes.get("ApproximateReceiveCount"),
+            "first_received": letter.system_attributes.get("ApproximateFirstReceiveTimestamp"),
+            "sent": letter.system_attributes.get("SentTimestamp"),
+            "event_applied_or_dead_lettered_with_a_reason": letter.event_id in applied,
+        }
+        for letter in letters
+        if _letter_class(letter) == NEITHER
+    ]
 
 
 # How a dead letter is judged: a permanent reason, OutcomeUnknown (a person decides), or neither (a failure).
