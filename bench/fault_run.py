@@ -162,10 +162,14 @@ class RunConfig:
     senders: int = 6
     visibility_timeout: int = 2
     function_timeout: float | None = None  # None: the template's
-    drain_timeout: float = 900.0
+    # None: 900 s per 2,000 events (900 at least). The local stack's moto scans a whole queue on each call, so
+    # the pipeline slows as a backlog grows: a 10,000-event run drains for far longer than five 2,000-event ones.
+    drain_timeout: float | None = None
     http_attempts: int = 40  # a webhook sender retries a refused delivery this often, 0.5 s apart
 
 
+# RunConfig fields whose default None means "derived from the others", and their type on the command line.
+DERIVED: dict[str, type] = {"window_kills": int, "drain_timeout": float}
 # The RunConfig fields the command line sets (--events, --kill-every, ...), and what to say of them.
 OPTIONS = {
     "events": None,
@@ -181,6 +185,7 @@ OPTIONS = {
     "duplicate_share": None,
     "permanent_share": None,
     "later_copy_seconds": None,
+    "drain_timeout": "seconds to wait for the queues to drain after sending (default: 900 per 2,000 events)",
 }
 
 
@@ -241,7 +246,8 @@ class Report:
     api: str = "xmlrpc"
     kills_in_window: int = 0  # functions ended while Keap held the answer to a once-only call it had applied
     timeouts_in_window: int = 0  # of which by the function's own timeout (the rest: SIGKILL)
-    window_kills_missed: int = 0  # armed holds no once-only call came for in time (no kill made)
+    window_kills_planned: int = 0
+    window_kills_missed: int = 0  # armed holds no once-only call came for before sending ended (no kill made)
     window_kill_outcomes: dict[str, int] = field(default_factory=dict)
     window_kill_details: list[dict[str, Any]] = field(default_factory=list)
     duplicate_once_only_effects: int = 0  # action sets run / goals achieved twice for a contact
@@ -587,6 +593,11 @@ class WindowKiller(threading.Thread):
         self.stack.emulator.hold_answers(None)
 
 
+def drain_timeout(cfg: RunConfig) -> float:
+    """How long the run waits for the queues to drain after sending."""
+    return cfg.drain_timeout if cfg.drain_timeout is not None else max(900.0, cfg.events * 0.45)
+
+
 def window_kills(cfg: RunConfig) -> int:
     """How many kills the run places inside the once-only window."""
     return cfg.events // 100 if cfg.window_kills is None else cfg.window_kills
@@ -828,7 +839,7 @@ def run(cfg: RunConfig, log: Any = print) -> Report:
             if faults.outage and time.time() < faults.outage[1]:
                 time.sleep(faults.outage[1] - time.time())
             try:
-                stack.wait_drained(cfg.drain_timeout)
+                stack.wait_drained(drain_timeout(cfg))
             except TimeoutError as exc:
                 report.drained = False
                 log(f"not drained: {exc}")
@@ -861,6 +872,7 @@ def run(cfg: RunConfig, log: Any = print) -> Report:
             report.kills_in_window = len(window_killer.kills)
             report.timeouts_in_window = sum(1 for k in window_killer.kills if k.how == "timeout")
             report.window_kills_missed = window_killer.missed
+            report.window_kills_planned = len(window_killer.times)
             _window_outcomes(report, window_killer.kills, tables, letters)
             _count_calls(report, calls, faults)
             report.deliveries = {
@@ -1026,7 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, help in OPTIONS.items():
         value = getattr(defaults, name)
         nargs = len(value) if isinstance(value, tuple) else None
-        kind = int if value is None else type(value[0] if nargs else value)  # None: a count, derived if not given
+        kind = DERIVED.get(name) or type(value[0] if nargs else value)
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, nargs=nargs, default=value, help=help)
     parser.add_argument(
         "--api",
