@@ -535,8 +535,7 @@ class WindowKiller(threading.Thread):
             # may have delayed that one): the pipeline gets to run between kills.
             if self.stop.wait(max(0.0, at - time.time(), last + gap - time.time())):
                 return
-            # The hold stays armed until a once-only call comes (none does during the outage), or sending ends.
-            held = self._next_held(float("inf"))
+            held = self._next_held()
             if held is None:
                 self.missed += 1
                 continue
@@ -556,11 +555,12 @@ class WindowKiller(threading.Thread):
             finally:
                 held.release()  # to a dead connection: the process that asked is gone
 
-    def _next_held(self, deadline: float) -> HeldAnswer | None:
-        """Arm a hold for one once-only call and wait for it (until `deadline` or a halt); disarmed after."""
+    def _next_held(self) -> HeldAnswer | None:
+        """Arm a hold for one once-only call and wait for it; disarmed after. It stays armed until a once-only
+        call comes (none does during the outage), or sending ends (None)."""
         self.stack.emulator.hold_answers(HoldPlan(self.once_only, limit=1, max_hold_s=self.longest_hold), self.held.put)
         try:
-            while not self.stop.is_set() and time.time() < deadline:
+            while not self.stop.is_set():
                 try:
                     return self.held.get(timeout=0.25)
                 except queue.Empty:
