@@ -1092,9 +1092,9 @@ def main(argv: list[str] | None = None) -> int:
     # Killed invocations and refused webhooks are the point of the run; their warnings would drown the report.
     logging.getLogger("keap_relay_local").setLevel(logging.ERROR)
     report = run(cfg, log=lambda line: print(line, file=sys.stderr, flush=True))
-    print(render(report))
-    if args.json:
+    if args.json:  # first: the figures of a long run are kept even if the table cannot be rendered
         args.json.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+    print(render(report))
     return 0 if meets_targets(report) else 1
 
 
