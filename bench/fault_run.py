@@ -27,9 +27,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -269,7 +269,7 @@ class Report:
     webhooks_never_accepted: int = 0
     transient_share_outside_outage: float = 0.0
     sender_retries: int = 0
-    sending_paused_seconds: float = 0.0  # producers held back while the work queues were over --max-backlog
+    sending_paused_seconds: float = 0.0  # producers held back: senders behind, or the work queues over --max-backlog
 
     @property
     def clean_ratio(self) -> float:
@@ -599,13 +599,10 @@ class WindowKiller(threading.Thread):
         self.stack.emulator.hold_answers(None)
 
 
-def _wait_for_backlog(stack: LocalStack, limit: int) -> float:
-    """Hold the producers while the work queues hold more than `limit` visible messages; the seconds held."""
-    held = 0.0
+def _wait_for_backlog(stack: LocalStack, limit: int) -> None:
+    """Hold the producers while the work queues hold more than `limit` visible messages."""
     while sum(stack.queue_counts(function)["Visible"] for function in FOLDERS) > limit:
         time.sleep(1.0)
-        held += 1.0
-    return held
 
 
 def drain_timeout(cfg: RunConfig) -> float:
@@ -841,16 +838,23 @@ def run(cfg: RunConfig, log: Any = print) -> Report:
             sender = Sender(stack, cfg)
             paused, next_look = 0.0, 0.0
             with ThreadPoolExecutor(cfg.senders, thread_name_prefix="sender") as pool:
-                futures = []
+                pending: deque[Future[None]] = deque()
                 for delivery in deliveries:
-                    if cfg.max_backlog and time.time() >= next_look:
-                        paused += _wait_for_backlog(stack, cfg.max_backlog)
-                        next_look = time.time() + 1
+                    if cfg.max_backlog:
+                        # Deliveries waiting for a sender are no backlog the queues show: when the senders fall
+                        # behind, the schedule waits for them (and moves on by as much), then for the queues.
+                        held_from = time.time()
+                        while len(pending) >= 2 * cfg.senders:
+                            pending.popleft().result()
+                        if time.time() >= next_look:
+                            _wait_for_backlog(stack, cfg.max_backlog)
+                            next_look = time.time() + 1
+                        paused += time.time() - held_from
                     wait = start + paused + delivery.at - time.time()
                     if wait > 0:
                         time.sleep(wait)
-                    futures.append(pool.submit(sender.deliver, delivery))
-                for future in futures:
+                    pending.append(pool.submit(sender.deliver, delivery))
+                for future in pending:
                     future.result()
             report.sending_paused_seconds = round(paused, 1)
             log(f"sent in {time.time() - start:.0f} s; waiting for the queues to drain")
