@@ -223,3 +223,82 @@ def contact_faults(model: Any) -> ContactFaults:
     """The per-contact faults of the emulator whose model is `model` (one set per model, made on first use)."""
     with _CONTACT_FAULTS_LOCK:
         return _CONTACT_FAULTS.setdefault(model, ContactFaults())
+
+
+# ---------------------------------------------------------------- held answers: the crash window, opened on purpose
+
+
+@dataclass
+class HoldPlan:
+    """Answers held back after Keap applied the call, so a caller can be ended before it hears of it.
+
+    Of the calls to `methods` that Keap applies with no other injection, a `share` (at most `limit` in all;
+    None: no limit) is answered only when released, or after `max_hold_s`. Separate from the FaultPlan, which
+    fault runs re-draw every few seconds: a hold is armed by the run that will end the caller.
+    """
+
+    methods: frozenset[str]
+    share: float = 1.0
+    limit: int | None = None
+    max_hold_s: float = 10.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.methods = frozenset(self.methods)
+        if not 0 <= self.share <= 1:
+            raise ValueError("share is a number between 0 and 1")
+        if self.max_hold_s <= 0:
+            raise ValueError("max_hold_s must be > 0")
+
+
+@dataclass
+class HeldAnswer:
+    """One applied call whose answer waits; `release()` sends it (to whoever still listens)."""
+
+    method: str
+    surface: str
+    params: Any  # the XML-RPC params (a tuple) or the REST JSON body
+    at: float
+    max_hold_s: float
+    released: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wait(self) -> float:
+        """Block until released, or for the plan's longest hold; the seconds held."""
+        started = time.monotonic()
+        self.released.wait(self.max_hold_s)
+        return round(time.monotonic() - started, 3)
+
+
+class AnswerHolder:
+    """Decides which applied calls are held (HoldPlan) and tells a listener; the caller then waits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._plan: HoldPlan | None = None
+        self._listener: Callable[[HeldAnswer], None] | None = None
+        self._rng = random.Random()
+        self._held = 0
+
+    def set_plan(self, plan: HoldPlan | None, on_hold: Callable[[HeldAnswer], None] | None = None) -> None:
+        """Arm (or with None, disarm) the holds; `on_hold` is called on the emulator's thread: keep it short."""
+        with self._lock:
+            self._plan, self._listener, self._held = plan, on_hold, 0
+            self._rng = random.Random(plan.seed if plan else None)
+
+    def hold(self, method: str | None, surface: str, params: Callable[[], Any], now: float) -> HeldAnswer | None:
+        """Whether this applied call's answer is held; if so the listener has been told, and the caller waits."""
+        with self._lock:
+            plan = self._plan
+            if plan is None or method not in plan.methods or (plan.limit is not None and self._held >= plan.limit):
+                return None
+            if self._rng.random() >= plan.share:
+                return None
+            self._held += 1
+            listener = self._listener
+        held = HeldAnswer(method, surface, params(), now, plan.max_hold_s)
+        if listener is not None:
+            listener(held)
+        return held

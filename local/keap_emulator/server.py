@@ -23,7 +23,16 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from keap_emulator.faults import HTML_BODIES, OUTAGE_BODY, FaultInjector, FaultPlan, Injection
+from keap_emulator.faults import (
+    HTML_BODIES,
+    OUTAGE_BODY,
+    AnswerHolder,
+    FaultInjector,
+    FaultPlan,
+    HeldAnswer,
+    HoldPlan,
+    Injection,
+)
 from keap_emulator.model import ContactServiceModel
 from keap_emulator.quotas import THROTTLED_BODY, QuotaMeter, QuotaPlan
 from keap_emulator.responses import XML_CONTENT_TYPE, ContactServiceResponses, parse_request, render_fault
@@ -79,6 +88,13 @@ class Reply:
 def _json(value: Any, status: int = 200) -> Reply:
     body = json.dumps(value, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
     return Reply(status, body.encode(), JSON_TYPE)
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except ValueError:
+        return None
 
 
 def _gateway_error(injection: Injection, headers: dict[str, str]) -> Reply:
@@ -139,6 +155,7 @@ class EmulatorServer:
         self._rest = RestResponses(self.model)
         self._quota = QuotaMeter(quota, clock)
         self._faults = FaultInjector(faults, clock)
+        self._holds = AnswerHolder()
         self._calls: list[dict[str, Any]] = []
         self._calls_lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
@@ -219,6 +236,13 @@ class EmulatorServer:
         """Replace the fault plan (None: no faults)."""
         self._faults.set_plan(plan)
 
+    def hold_answers(self, plan: HoldPlan | None, on_hold: Callable[[HeldAnswer], None] | None = None) -> None:
+        """Hold back the answers of applied calls (a crash window opened on purpose; None: no holds).
+
+        `on_hold` hears of each held call on the emulator's thread; the answer goes out on `release()`.
+        """
+        self._holds.set_plan(plan, on_hold)
+
     @property
     def quota(self) -> QuotaPlan | None:
         """The quota plan in effect, or None."""
@@ -258,7 +282,9 @@ class EmulatorServer:
             result = self._responses.dispatch(call)
             return 200, result.body, result.applied, result.fault_code
 
-        return self._answer("xmlrpc", call.method, path, headers, dispatch, _INSTEAD_OF_KEAP, XML_CONTENT_TYPE)
+        return self._answer(
+            "xmlrpc", call.method, path, headers, dispatch, _INSTEAD_OF_KEAP, XML_CONTENT_TYPE, lambda: call.params
+        )
 
     def handle_rest(self, verb: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one REST v2 request: auth, then quota, then fault injection (surface "rest"), then the model."""
@@ -268,7 +294,9 @@ class EmulatorServer:
             result = self._rest.dispatch(verb, path, query, body)
             return result.status, result.body, result.applied, None
 
-        return self._answer("rest", operation, path, headers, dispatch, _INSTEAD_OF_REST, JSON_TYPE)
+        return self._answer(
+            "rest", operation, path, headers, dispatch, _INSTEAD_OF_REST, JSON_TYPE, lambda: _json_or_none(body)
+        )
 
     def _answer(
         self,
@@ -279,8 +307,9 @@ class EmulatorServer:
         dispatch: Callable[[], tuple[int, bytes, bool, int | None]],
         instead: Mapping[str, Callable[[Injection, dict[str, str]], Reply]],
         content_type: str,
+        params: Callable[[], Any] = lambda: None,
     ) -> Reply:
-        """One call through the layers, written to the call log."""
+        """One call through the layers, written to the call log. `params` gives the request to a held answer."""
         entry: dict[str, Any] = {
             "at": self._clock(),
             "method": operation,
@@ -291,7 +320,7 @@ class EmulatorServer:
             "injected": None,
             "surface": surface,
         }
-        reply = self._layers(surface, operation, headers, dispatch, instead, content_type, entry)
+        reply = self._layers(surface, operation, headers, dispatch, instead, content_type, entry, params)
         entry["http_status"] = None if reply.drop else reply.status
         with self._calls_lock:
             self._calls.append(entry)
@@ -313,6 +342,7 @@ class EmulatorServer:
         instead: Mapping[str, Callable[[Injection, dict[str, str]], Reply]],
         content_type: str,
         entry: dict[str, Any],
+        params: Callable[[], Any],
     ) -> Reply:
         if not self._authorised(headers):
             return Reply(401, UNAUTHORIZED_BODY, JSON_TYPE)
@@ -333,6 +363,10 @@ class EmulatorServer:
         if injection.kind == "drop" and not injection.after_apply:
             return Reply(0, drop=True, delay_s=delay)
         status, body, entry["applied"], entry["fault_code"] = dispatch()
+        if injection.kind is None and entry["applied"]:
+            held = self._holds.hold(operation, surface, params, entry["at"])
+            if held is not None:
+                entry["held_s"] = held.wait()  # only held calls carry it
         if injection.kind == "drop":
             return Reply(0, drop=True, delay_s=delay)
         if injection.kind == "malformed":

@@ -1,4 +1,5 @@
-"""The fault-injection run, small: a few hundred events under Keap faults, a 5 s outage and kills lose nothing."""
+"""The fault-injection run, small: a few hundred events under Keap faults, a 5 s outage and kills lose nothing,
+and kills inside the once-only window (Keap applied the action set and holds its answer) repeat nothing."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def report() -> Any:
         slow_windows=0,  # an answer slower than the 20 s read timeout would hold the run for 20 s
         kill_every=2.0,
         kill_window=0.5,  # a killed event waits for its "in progress" record to expire: kill early
+        window_kills=3,  # functions ended while Keap holds an applied action set's answer
+        window_timeouts=1,  # one of them by the function's own 8 s timeout (below the client's 20 s read timeout)
         send_rate=50.0,
         visibility_timeout=1,
         function_timeout=8.0,  # a killed event's "in progress" record expires after this, not the template's 30 s
@@ -71,8 +74,20 @@ def test_every_dead_letter_has_a_permanent_reason(report: Any) -> None:
     assert set(report.dead_letter_reasons) <= {"KeapLoadingError", "KeapRecordNotFound", "OutcomeUnknown"}
 
 
-def test_no_duplicate_effect_outside_a_crash_window(report: Any) -> None:
-    assert report.duplicate_effects == report.duplicates_in_crash_windows, report.duplicate_details
+def test_no_effect_is_repeated_even_by_kills_inside_the_once_only_window(report: Any) -> None:
+    assert report.kills_in_window >= 2, report.window_kill_details  # placed: the function ended, Keap had run it
+    assert {kill["how"] for kill in report.window_kill_details} == {"SIGKILL", "timeout"}
+    assert report.duplicate_effects == 0, report.duplicate_details
+    assert report.duplicate_once_only_effects == 0
+    # Each killed event: the action set ran once (before the kill), and the redelivery left it to a person.
+    for kill in report.window_kill_details:
+        assert kill["method"] == "ContactService.runActionSequence"
+        assert kill["outcome"] == f"{kill['how']}: once-only step run 1 time(s), dead-lettered OutcomeUnknown", kill
+
+
+def test_every_dead_letter_is_permanent_or_outcome_unknown(report: Any) -> None:
+    assert report.dlq_entries_not_permanent_or_unknown == 0, report.dlq_entry_classes
+    assert report.dlq_entry_classes.get("OutcomeUnknown: the function ended with the call in flight", 0) >= 2
 
 
 def test_calls_outside_injected_failures_stay_near_the_minimum(report: Any) -> None:
