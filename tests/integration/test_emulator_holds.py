@@ -48,7 +48,8 @@ def test_an_applied_action_set_is_held_until_released(emu: EmulatorServer) -> No
     thread.join(5)
     assert answers and not thread.is_alive()
     (entry,) = [c for c in emu.calls() if c["method"] == ACTION_SET]
-    assert entry["applied"] and entry["held_s"] >= 1.0
+    # held from its arrival (after the thread started) until released: most of the second the test waited
+    assert entry["applied"] and entry["held_s"] > 0.5
 
     # The limit was one: the next call is answered at once, and not heard of.
     assert _xmlrpc(emu).ContactService.runActionSequence(KEY, cid, 21)
