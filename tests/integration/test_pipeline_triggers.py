@@ -480,3 +480,29 @@ def test_two_invocations_at_once_on_threads_keep_their_own_redrive_flag_and_cont
         # The second redriven record still runs: the other invocation's one second left is not its time.
         assert first.result(10) == {"batchItemFailures": []}
     assert runner.reruns == {"redriven-1": True, "plain": False, "redriven-2": True}
+
+
+def test_a_record_on_its_last_receive_is_sent_again_before_the_batch_is_worked(emu, sqs):
+    """Functions that died with the record in their batch used up its receives: it is handed on as a new
+    message (first-queued time kept) before anything is applied, so one more death cannot send it to the DLQ
+    without a reason; past the event's max age it is dead-lettered with the reason instead."""
+    work, dlq = queues(sqs, "lastrx")
+    p = pipeline("form_submission", emu, queue_url=work, dlq_url=dlq, max_receive=5, max_event_age_seconds=3600)
+    fresh, worn = form_event(email="fresh@example.com"), form_event(email="worn@example.com")
+    first_seen = time.time() - 600
+    batch = sqs_event([fresh, worn], receive_count=5, message_attributes=number_attrs(FirstSeenAt=first_seen))
+    batch["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
+    assert p.handle(batch) == {"batchItemFailures": []}
+    assert emu.model.find_ids_by_email("fresh@example.com")  # worked on as usual
+    assert not emu.model.find_ids_by_email("worn@example.com")  # not in this invocation ...
+    [msg] = drain(sqs, work)  # ... but sent again, as a fresh message
+    assert json.loads(msg["Body"]) == worn
+    assert attrs(msg)["Retries"] == "0" and float(attrs(msg)["FirstSeenAt"]) == pytest.approx(first_seen, abs=0.01)
+    assert drain(sqs, dlq) == []
+
+    old = number_attrs(FirstSeenAt=time.time() - 7200)
+    assert p.handle(sqs_event([worn], receive_count=5, message_attributes=old)) == {"batchItemFailures": []}
+    assert drain(sqs, work) == [] and not emu.model.find_ids_by_email("worn@example.com")
+    [letter] = drain(sqs, dlq)
+    assert attrs(letter)["ErrorClass"] == "FunctionEnded" and attrs(letter)["Transient"] == "false"
+    assert "ended 5 times" in attrs(letter)["ErrorMessage"]

@@ -163,13 +163,64 @@ def _batched(pipeline: Pipeline, event: dict[str, Any]) -> bool:
     return pipeline.settings.keap_api == "rest" and len(event.get("Records") or []) > 1
 
 
+def _identity(body: str) -> dict[str, str]:
+    """The event's source and id for a dead letter, when the body is an event (empty when it is not)."""
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return {}
+    if is_eventbridge_event(event):
+        event = event["detail"]
+    if not isinstance(event, dict):
+        return {}
+    return {"source": str(event.get("source") or ""), "event_id": str(event.get("id") or "")}
+
+
+def _hand_on_last_receives(pipeline: Pipeline, records: list[dict[str, Any]]) -> set[str]:
+    """Records SQS will not deliver again if this invocation dies, handed on before any is worked on.
+
+    A record reaches its last receive when the function ended (killed, out of memory, timed out) while the
+    record was in its batch, receive after receive: the worker never got to it, so it could not say why. Died
+    once more, SQS would move it to the DLQ with no reason (the fault run saw it). So it is sent again as a
+    fresh message now (its first-queued time kept: MAX_EVENT_AGE_SECONDS bounds an event that kills every
+    function), or, past that age, dead-lettered with the reason. Returns the message ids settled here."""
+    settings = pipeline.settings
+    if not settings.queue_url:
+        return set()  # nowhere to send it again: the record's own last-receive handling applies
+    settled: set[str] = set()
+    for record in records:
+        retry = queue.Retry.of(record)
+        if retry.receives < settings.max_receive_count:
+            continue
+        body = str(record.get("body") or "")
+        if retry.age() <= settings.max_event_age_seconds:
+            queue.requeue(settings.queue_url, body, retry.next(0, same=True))
+            log.warning("a record on its last receive (%d) was sent again as a new message", retry.receives)
+        else:
+            message = (
+                f"the function ended {retry.receives} times while this event was in its batch (killed, out of "
+                f"memory or timed out) and it is older than {settings.max_event_age_seconds} s"
+            )
+            failure = queue.Failure.permanent(
+                "FunctionEnded", message, "receive", kind=pipeline.kind, attempts=retry.attempts, **_identity(body)
+            )
+            if not _dead_letter(pipeline, body, failure):
+                continue  # no DLQ: SQS's own redrive is all that is left
+        settled.add(str(record.get("messageId")))
+    return settled
+
+
 def on_sqs(pipeline: Pipeline, event: dict[str, Any], invocation: Invocation) -> dict[str, Any]:
     """A batch of the work queue: each record applied, re-queued or dead-lettered; the rest reported failed."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+    handed_on = _hand_on_last_receives(pipeline, event["Records"])
+    event = {**event, "Records": [r for r in event["Records"] if r.get("messageId") not in handed_on]}
     # The batch's new events are archived first, in one write; if it fails, they go back to SQS unapplied.
     handed_back = archive.keep_batch(pipeline.settings, pipeline.kind, event["Records"])
     event = {**event, "Records": [r for r in event["Records"] if r.get("messageId") not in handed_back]}
+    if not event["Records"]:  # all settled or handed back above (Powertools refuses an empty batch)
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in handed_back]}
     if _batched(pipeline, event):
         settled = _apply_batch(pipeline, event, invocation)
 
