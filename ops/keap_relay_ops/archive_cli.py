@@ -23,6 +23,7 @@ from keap_relay.events.kinds import FOLDERS, kind_named
 
 from .dlq import _confirm, parse_duration
 from .output import show
+from .where import add_where
 
 ARCHIVE_OUTPUT = "ArchiveTableName"  # the template's output naming the archive table
 OFF = "the archive is off (ArchiveDays=0): nothing is archived, so there is nothing to {what}"
@@ -183,13 +184,11 @@ def _list_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_where(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_argument_group("where (default: the local stack)")
-    where.add_argument(
-        "--stack", metavar="NAME", help="a deployed keap-relay stack in AWS (its ArchiveTableName output)"
+    add_where(
+        parser,
+        stack_help="a deployed keap-relay stack in AWS (its ArchiveTableName output)",
+        endpoint_help="a local DynamoDB endpoint, e.g. a test stack's moto",
     )
-    where.add_argument("--endpoint-url", metavar="URL", help="a local DynamoDB endpoint, e.g. a test stack's moto")
-    where.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION; locally us-east-1)")
-    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
 
 
 # action → (help, its own options, run)

@@ -28,6 +28,7 @@ from keap_relay.events.kinds import FOLDERS, Kind, kind_named
 from keap_relay.routing.runner import OUTCOME_UNKNOWN
 
 from .output import show
+from .where import add_where
 
 SUMMARY_MESSAGE = 120  # characters of ErrorMessage `list` shows; `show` prints all of it
 PEEK_HOLD_SECONDS = 20  # how long a listed message stays hidden if we died before releasing it
@@ -516,14 +517,14 @@ def _add_where(parser: argparse.ArgumentParser) -> None:
     kinds = "{" + ",".join(FOLDERS) + "}"
     which = "which function's DLQ (form_submission, purchase and unsubscribe work too)"
     parser.add_argument("--kind", required=True, type=_kind, metavar=kinds, help=which)
-    where = parser.add_argument_group("where (default: the local stack)")
-    where.add_argument("--stack", metavar="NAME", help="a deployed keap-relay stack in AWS (CloudFormation outputs)")
+    where = add_where(
+        parser,
+        stack_help="a deployed keap-relay stack in AWS (CloudFormation outputs)",
+        endpoint_help="a local SQS endpoint, e.g. a test stack's moto",
+    )
     where.add_argument("--queue-url", metavar="URL", help="the kind's work queue URL (the redrive destination)")
     where.add_argument("--dlq-url", metavar="URL", help="the kind's dead-letter queue URL")
     where.add_argument("--local", action="store_true", help="the local stack's moto (the default)")
-    where.add_argument("--endpoint-url", metavar="URL", help="a local SQS endpoint, e.g. a test stack's moto")
-    where.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION; locally us-east-1)")
-    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
 
 
 def _list_options(parser: argparse.ArgumentParser) -> None:

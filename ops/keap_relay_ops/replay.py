@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from keap_relay.aws import idempotency, queue
@@ -32,6 +31,7 @@ from keap_relay.routing.plan import REPLAY_DEFAULT
 from .archive_cli import parse_time
 from .dlq import SQS_BATCH, DeadLetterQueue, _kind, aws_queues, local_queues, parse_duration
 from .output import show
+from .where import add_where
 
 IDEMPOTENCY_TABLE = "IdempotencyTable"  # the template's logical id
 # A replay is recorded in the archive table (pk `replay#<kind>`, sk its name): the archive is what it replays, and a
@@ -647,9 +647,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="one JSON object: the replay, its events and what became of them"
     )
-    where = parser.add_argument_group("where (default: the local stack started by `keap-relay run`)")
-    where.add_argument("--stack", metavar="NAME", help="a deployed keap-relay stack in AWS (its outputs and resources)")
-    where.add_argument("--endpoint-url", metavar="URL", help="a local AWS endpoint, e.g. a test stack's moto")
-    where.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
-    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    add_where(
+        parser,
+        stack_help="a deployed keap-relay stack in AWS (its outputs and resources)",
+        endpoint_help="a local AWS endpoint, e.g. a test stack's moto",
+    )
     parser.set_defaults(handler=run)

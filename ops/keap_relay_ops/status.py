@@ -25,6 +25,7 @@ from keap_relay.events.kinds import KINDS
 
 from .dlq import DeadLetterQueue, _duration, aws_queues, human_age, local_queues
 from .output import show
+from .where import add_where
 
 NAMESPACE = "KeapRelay"  # the functions' Powertools namespace (template: POWERTOOLS_METRICS_NAMESPACE)
 PEEK_LIMIT = 100  # dead letters read for their reasons; the count is SQS's, whatever the number
@@ -330,9 +331,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     age = "an event waiting longer needs a person (7d, 12h, 30m, 45s; default %(default)s); known in AWS only"
     parser.add_argument("--max-age", type=_duration, default=DEFAULT_MAX_AGE, metavar="AGE", help=age)
-    where = parser.add_argument_group("where (default: the local stack started by `keap-relay run`)")
-    where.add_argument("--stack", metavar="NAME", help="a deployed keap-relay stack in AWS (CloudFormation outputs)")
-    where.add_argument("--endpoint-url", metavar="URL", help="a local SQS endpoint, e.g. a test stack's moto")
-    where.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
-    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    add_where(
+        parser,
+        stack_help="a deployed keap-relay stack in AWS (CloudFormation outputs)",
+        endpoint_help="a local SQS endpoint, e.g. a test stack's moto",
+    )
     parser.set_defaults(handler=run)
