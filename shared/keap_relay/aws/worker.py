@@ -64,7 +64,7 @@ def _prepare(pipeline: Pipeline, record: Any, invocation: Invocation) -> tuple[q
     # own oldest-message age starts again at every retry and would hide an outage.
     observe.count("EventAge", pipeline.kind, round(retry.age(), 1))
     try:
-        event = json.loads(record.body)
+        event = _event_in(record.body)
     except ValueError as exc:
         failure = queue.Failure.permanent(
             "BodyUnparseable", f"message body is not JSON: {exc}", "parse", kind=pipeline.kind, attempts=retry.attempts
@@ -72,9 +72,6 @@ def _prepare(pipeline: Pipeline, record: Any, invocation: Invocation) -> tuple[q
         if not _dead_letter(pipeline, record.body, failure):
             raise
         return None
-    if is_eventbridge_event(event):
-        # An EventBridge envelope: moto ignores the rule's InputPath, and a DLQ'd delivery keeps it too.
-        event = event["detail"]
     if retry.waiting():
         # Keap's quota is not back yet: wait again without calling Keap.
         queue.requeue(settings.queue_url or "", record.body, retry.next(retry.remaining(), same=True))
@@ -163,14 +160,19 @@ def _batched(pipeline: Pipeline, event: dict[str, Any]) -> bool:
     return pipeline.settings.keap_api == "rest" and len(event.get("Records") or []) > 1
 
 
+def _event_in(body: str) -> Any:
+    """The event a record carries: its JSON body, or the `detail` of an EventBridge envelope (moto ignores the
+    rule's InputPath, and a DLQ'd delivery keeps it too). ValueError when the body is not JSON."""
+    event = json.loads(body)
+    return event["detail"] if is_eventbridge_event(event) else event
+
+
 def _identity(body: str) -> dict[str, str]:
     """The event's source and id for a dead letter, when the body is an event (empty when it is not)."""
     try:
-        event = json.loads(body)
+        event = _event_in(body)
     except ValueError:
         return {}
-    if is_eventbridge_event(event):
-        event = event["detail"]
     if not isinstance(event, dict):
         return {}
     return {"source": str(event.get("source") or ""), "event_id": str(event.get("id") or "")}
