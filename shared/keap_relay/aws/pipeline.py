@@ -168,6 +168,7 @@ class Pipeline:
             claims = once.claim([valid[i] for i in indexes], context, booking, replays)
         items: list[BatchItem] = []
         running: list[int] = []
+        granted: list[Any] = []  # the claims of the running events, in their order
         for n, i in enumerate(indexes):
             claim = claims[n] if claims is not None else None
             if claim is not None and claim.result is not None:  # applied before: its first result, no Keap call
@@ -183,8 +184,10 @@ class Pipeline:
                     outcomes[i] = EventFailed(failure)
             else:
                 item = BatchItem(plans[i], rerun_uncertain=deliveries[i].rerun_uncertain)
-                if claim is not None and claim.checkpoints is not None:
-                    item.checkpoints = claim.checkpoints
+                if claim is not None:
+                    granted.append(claim)
+                    if claim.checkpoints is not None:
+                        item.checkpoints = claim.checkpoints
                 items.append(item)
                 running.append(i)
         if not items:
@@ -192,13 +195,11 @@ class Pipeline:
         try:
             results = BatchRunner(runner).run(items)
         except Exception as exc:  # not a step's failure (a store error, a bug): each claim is let go again
-            if once is not None and claims is not None:
-                granted = [claims[indexes.index(i)] for i in running]
+            if once is not None and granted:
                 once.finish(granted, [exc] * len(granted))
             raise
         ran = [(r.to_dict() if not isinstance(r, SequenceFailed) else r) for r in results]
-        if once is not None and claims is not None:
-            granted = [claims[indexes.index(i)] for i in running]
+        if once is not None and granted:
             try:
                 once.finish(granted, ran)
             except Exception as exc:
