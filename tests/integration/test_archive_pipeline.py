@@ -8,6 +8,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from test_metrics import emitted
 from test_pipeline_triggers import drain, form_event, http_event, pipeline, queues, sqs_event
 
 from keap_emulator import FaultPlan
@@ -139,9 +140,10 @@ def test_the_webhook_path_writes_no_archive_and_the_worker_archives_the_canonica
         assert secret_or_raw not in stored
 
 
-def test_a_batch_whose_archive_write_fails_goes_back_to_sqs_unapplied(emu, aws_env, caplog):
+def test_a_batch_whose_archive_write_fails_goes_back_to_sqs_unapplied(emu, aws_env, caplog, capsys, monkeypatch):
     """The archive table is missing: the new records are handed back, nothing of them applied; a retried record
     (archived when it was first received) is applied; a record on its last receive is applied unarchived."""
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     new = form_event(email="new@example.com")
     retried = form_event(email="retried@example.com")
     event = batch_with_attributes((new, {}), (retried, {"Retries": attribute(2, "Number")}))
@@ -158,10 +160,17 @@ def test_a_batch_whose_archive_write_fails_goes_back_to_sqs_unapplied(emu, aws_e
         "0 records handed back to SQS, 1 applied unarchived",
     ]
     assert not any("@example.com" in s for s in said)
+    # Each invocation counts the events it could not archive (the retried record needed no archiving).
+    failures = ("ArchiveWriteFailures", (("service", "form_submission"),))
+    assert emitted(capsys.readouterr().out)[failures] == [1.0, 1.0]
 
 
-def test_an_inline_event_whose_archive_write_fails_is_not_applied_and_fails_retryably(emu, aws_env):
+def test_an_inline_event_whose_archive_write_fails_is_not_applied_and_fails_retryably(
+    emu, aws_env, capsys, monkeypatch
+):
     from keap_relay.aws.queue import EventFailed
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
 
     p = pipeline("form_submission", emu, archive_table="no-such-archive")
     with pytest.raises(EventFailed) as failed:
@@ -172,3 +181,4 @@ def test_an_inline_event_whose_archive_write_fails_is_not_applied_and_fails_retr
     answer = p.handle(http_event("forms", form_event(email="hook@example.com")))
     assert answer["statusCode"] == 503
     assert not emu.model.find_ids_by_email("hook@example.com")
+    assert emitted(capsys.readouterr().out)[("ArchiveWriteFailures", (("service", "form_submission"),))] == [1.0, 1.0]

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..events.canonical import EventInvalid, validate_event
+from . import observe
 from .idempotency import dynamodb_client
 from .invocation import is_eventbridge_event
 from .queue import EventFailed, Failure, Replay, Retry
@@ -310,6 +311,7 @@ def keep_batch(settings: Settings, kind: str, records: Sequence[dict[str, Any]])
         receives = {str(r.get("messageId")): Retry.of(r).receives for r in records}
         handed_back = [m for m in pending if receives[m] < settings.max_receive_count]
         unarchived = len(pending) - len(handed_back)
+        observe.count("ArchiveWriteFailures", kind, len(pending))
         log.error("%s; %d records handed back to SQS, %d applied unarchived", exc, len(handed_back), unarchived)
         return handed_back
     return []
@@ -325,5 +327,6 @@ def keep(settings: Settings, kind: str, event: Any, received: datetime | None = 
     try:
         archive.put(valid, received or datetime.now(UTC))
     except ArchiveError as exc:
+        observe.count("ArchiveWriteFailures", kind)
         where = {"kind": kind, "source": str(valid["source"]), "event_id": str(valid["id"])}
         raise EventFailed(Failure.retryable("ArchiveUnavailable", str(exc), "archive", **where)) from exc

@@ -81,6 +81,11 @@ METRICS: dict[str, Metric] = {
         Metric("EventsRetried", "Count", "transient failures sent back to wait and be tried again"),
         Metric("EventsDeadLettered", "Count", "events moved to the DLQ with their reason"),
         Metric("StepOutcomeUnknown", "Count", "once-only steps whose outcome Keap left unknown (a person checks)"),
+        Metric(
+            "ArchiveWriteFailures",
+            "Count",
+            "events the worker could not archive: handed back to wait, or applied unarchived on their last receive",
+        ),
         Metric("KeapCalls", "Count", "HTTP exchanges with Keap that got an answer"),
         Metric("KeapCallsRateLimited", "Count", "of those, the ones Keap answered 429"),
         Metric("WebhookDuration", "Milliseconds", "time of one webhook invocation (verify, parse, enqueue)"),
