@@ -23,7 +23,7 @@ from keap_relay.events.kinds import FOLDERS, kind_named
 
 from .dlq import _confirm, parse_duration
 from .output import show
-from .where import add_where
+from .where import add_where, stack_outputs
 
 ARCHIVE_OUTPUT = "ArchiveTableName"  # the template's output naming the archive table
 OFF = "the archive is off (ArchiveDays=0): nothing is archived, so there is nothing to {what}"
@@ -63,8 +63,7 @@ def aws_archive(stack: str, region: str | None) -> tuple[Archive, str]:
     """A deployed stack's archive, from its ArchiveTableName output."""
     import boto3
 
-    found = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=stack)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs") or []}
+    outputs = stack_outputs(boto3.client("cloudformation", region_name=region), stack)
     if ARCHIVE_OUTPUT not in outputs:
         if not any(key.endswith("QueueUrl") for key in outputs):
             raise LookupError(f"stack {stack} has no keap-relay outputs; is it a keap-relay stack?")

@@ -28,7 +28,7 @@ from keap_relay.events.kinds import FOLDERS, Kind, kind_named
 from keap_relay.routing.runner import OUTCOME_UNKNOWN
 
 from .output import show
-from .where import add_where
+from .where import add_where, stack_outputs
 
 SUMMARY_MESSAGE = 120  # characters of ErrorMessage `list` shows; `show` prints all of it
 PEEK_HOLD_SECONDS = 20  # how long a listed message stays hidden if we died before releasing it
@@ -324,8 +324,7 @@ def aws_queues(
     named = kind_named(kind)
     if stack:
         cloudformation = cloudformation or boto3.client("cloudformation", region_name=region)
-        found = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs") or []
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in found}
+        outputs = stack_outputs(cloudformation, stack)
         keys = (f"{named.queue}Url", f"{named.dlq}Url")  # FormsQueueUrl, FormsDLQUrl
         missing = [key for key in keys if key not in outputs]
         if missing and not (queue_url and dlq_url):

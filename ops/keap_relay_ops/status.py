@@ -21,13 +21,17 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
+from keap_relay.aws import observe
 from keap_relay.events.kinds import KINDS
 
 from .dlq import DeadLetterQueue, _duration, aws_queues, human_age, local_queues
 from .output import show
-from .where import add_where
+from .where import add_where, stack_outputs
 
-NAMESPACE = "KeapRelay"  # the functions' Powertools namespace (template: POWERTOOLS_METRICS_NAMESPACE)
+# The functions' metrics namespace when the stack does not say (its MetricsNamespace output): stacks deployed
+# before the namespace was made per stack used this one.
+NAMESPACE = observe.NAMESPACE
+NAMESPACE_OUTPUT = "MetricsNamespace"
 PEEK_LIMIT = 100  # dead letters read for their reasons; the count is SQS's, whatever the number
 TOP_REASONS = 3
 AGE_WINDOW = 15 * 60  # the event ages looked at: the last 15 minutes' maximum
@@ -130,8 +134,8 @@ def kind_state(queues: DeadLetterQueue) -> KindState:
 class Metrics:
     """The stack's CloudWatch: the latest datapoint of each metric asked for, and its alarms firing."""
 
-    def __init__(self, cloudwatch: Any) -> None:
-        self.cloudwatch = cloudwatch
+    def __init__(self, cloudwatch: Any, namespace: str = NAMESPACE) -> None:
+        self.cloudwatch, self.namespace = cloudwatch, namespace
 
     def latest(self, window: float, period: int, stats: dict[str, dict[str, Any]]) -> dict[str, tuple[float, float]]:
         """Query id → (timestamp, value) of its newest datapoint in the last `window` seconds; no data, no key."""
@@ -162,7 +166,7 @@ class Metrics:
 
     def quota_left(self) -> float | None:
         """The newest KeapQuotaLeft, whatever its dimensions (it is one metric for the stack's key)."""
-        listed = self.cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName="KeapQuotaLeft").get("Metrics") or []
+        listed = self.cloudwatch.list_metrics(Namespace=self.namespace, MetricName="KeapQuotaLeft").get("Metrics") or []
         stats = {f"q{i}": {"Metric": metric, "Stat": "Minimum"} for i, metric in enumerate(listed[:10])}
         points = self.latest(QUOTA_LOOKBACK, APPLIED_PERIOD, stats)
         return max(points.values())[1] if points else None
@@ -179,7 +183,7 @@ class Metrics:
         return sorted(firing)
 
 
-def _metric(name: str, stat: str, namespace: str = NAMESPACE, **dimensions: str) -> dict[str, Any]:
+def _metric(name: str, stat: str, namespace: str, **dimensions: str) -> dict[str, Any]:
     return {
         "Metric": {
             "Namespace": namespace,
@@ -195,10 +199,10 @@ def add_metrics(states: list[KindState], queues: list[DeadLetterQueue], metrics:
     ages: dict[str, dict[str, Any]] = {}
     applied: dict[str, dict[str, Any]] = {}
     for index, (kind, queue) in enumerate(zip(KINDS, queues, strict=True)):
-        ages[f"event{index}"] = _metric("EventAge", "Maximum", service=kind.name)
+        ages[f"event{index}"] = _metric("EventAge", "Maximum", metrics.namespace, service=kind.name)
         queue_name = queue.queue_url.rstrip("/").rsplit("/", 1)[-1]
         ages[f"sqs{index}"] = _metric("ApproximateAgeOfOldestMessage", "Maximum", "AWS/SQS", QueueName=queue_name)
-        applied[f"applied{index}"] = _metric("EventsApplied", "Sum", service=kind.name)
+        applied[f"applied{index}"] = _metric("EventsApplied", "Sum", metrics.namespace, service=kind.name)
     age_points = metrics.latest(AGE_WINDOW, 60, ages)
     applied_points = metrics.latest(APPLIED_LOOKBACK, APPLIED_PERIOD, applied)
     for index, state in enumerate(states):
@@ -234,7 +238,8 @@ def read_aws(stack: str, region: str | None, max_age: float) -> StackState:
     # dlq's discovery: the stack's <Kind>QueueUrl / <Kind>DLQUrl outputs.
     queues = [aws_queues(kind.folder, stack=stack, sqs=sqs, cloudformation=cloudformation) for kind in KINDS]
     states = [kind_state(queue) for queue in queues]
-    metrics = Metrics(boto3.client("cloudwatch", region_name=region))
+    namespace = stack_outputs(cloudformation, stack).get(NAMESPACE_OUTPUT, NAMESPACE)
+    metrics = Metrics(boto3.client("cloudwatch", region_name=region), namespace)
     add_metrics(states, queues, metrics)
     state = StackState(f"stack {stack}", True, max_age, states, metrics.quota_left())
     state.alarms = metrics.alarms_firing(stack_alarms(cloudformation, stack))

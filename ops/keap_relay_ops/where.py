@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 TITLE = "where (default: the local stack started by `keap-relay run`)"
 REGION_HELP = "AWS region (default: AWS_REGION / AWS_DEFAULT_REGION; locally us-east-1)"
@@ -17,3 +18,9 @@ def add_where(parser: argparse.ArgumentParser, stack_help: str, endpoint_help: s
     where.add_argument("--region", help=REGION_HELP)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     return where
+
+
+def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+    """A deployed stack's outputs, key -> value (a stack that is not there raises botocore's ClientError)."""
+    found = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs") or []
+    return {str(o["OutputKey"]): str(o["OutputValue"]) for o in found}

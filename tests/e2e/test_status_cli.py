@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from e2e_support import (
@@ -94,19 +95,14 @@ def test_events_waiting_are_counted_from_attributes_and_never_received(
     assert message["Attributes"]["ApproximateReceiveCount"] == "1"
 
 
-# A deployed stack, as moto's CloudFormation builds it: the queues and the outputs `dlq --stack` reads.
-AWS_TEMPLATE = {
-    "Resources": {
-        f"{prefix}{suffix}": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"status-{prefix}{suffix}"}}
-        for prefix in ("Forms", "Purchases", "Unsubscribes")
-        for suffix in ("Queue", "DLQ")
-    },
-    "Outputs": {
-        f"{prefix}{suffix}Url": {"Value": {"Ref": f"{prefix}{suffix}"}}
-        for prefix in ("Forms", "Purchases", "Unsubscribes")
-        for suffix in ("Queue", "DLQ")
-    },
-}
+# A deployed stack, as moto's CloudFormation builds it: the queues and the outputs `dlq --stack` reads, and the
+# template's per-stack metrics namespace (a stack deployed before it existed has no MetricsNamespace output).
+def aws_template(namespace_output: bool = True) -> dict[str, Any]:
+    queues = [f"{prefix}{suffix}" for prefix in ("Forms", "Purchases", "Unsubscribes") for suffix in ("Queue", "DLQ")]
+    outputs: dict[str, Any] = {f"{queue}Url": {"Value": {"Ref": queue}} for queue in queues}
+    if namespace_output:
+        outputs["MetricsNamespace"] = {"Value": {"Fn::Sub": "KeapRelay/${AWS::StackName}"}}
+    return {"Resources": {queue: {"Type": "AWS::SQS::Queue"} for queue in queues}, "Outputs": outputs}
 
 
 def test_a_deployed_stack_shows_its_metrics_and_alarms(
@@ -120,7 +116,7 @@ def test_a_deployed_stack_shows_its_metrics_and_alarms(
         monkeypatch.setenv(name, "testing")  # mock_aws answers every call; nothing leaves the process
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
-        boto3.client("cloudformation").create_stack(StackName="relay", TemplateBody=json.dumps(AWS_TEMPLATE))
+        boto3.client("cloudformation").create_stack(StackName="relay", TemplateBody=json.dumps(aws_template()))
         cloudwatch = boto3.client("cloudwatch")
         # moto's CloudFormation cannot create an AWS::CloudWatch::Alarm: the stack's alarm is made beside it,
         # and the stack's list of alarms (ListStackResources in AWS) is this one.
@@ -135,14 +131,22 @@ def test_a_deployed_stack_shows_its_metrics_and_alarms(
         )
         monkeypatch.setattr(status_cli, "stack_alarms", lambda _cloudformation, stack: [f"{stack}-FormsDLQAlarm-1"])
         service = [{"Name": "service", "Value": "form_submission"}]
+
         cloudwatch.put_metric_data(
-            Namespace="KeapRelay",
+            Namespace="KeapRelay/relay",
             MetricData=[
                 {"MetricName": "EventAge", "Dimensions": service, "Value": 7200, "Unit": "Seconds"},
                 {"MetricName": "EventsApplied", "Dimensions": service, "Value": 3, "Unit": "Count"},
-                {"MetricName": "KeapQuotaLeft", "Value": 1234, "Unit": "Count"},
             ],
         )
+
+        def quota(namespace: str, left: float) -> None:
+            cloudwatch.put_metric_data(Namespace=namespace, MetricData=[{"MetricName": "KeapQuotaLeft", "Value": left}])
+
+        # Another stack in the same account and region publishes its own quota: not this stack's. (Only the quota
+        # shows it: moto's GetMetricData ignores the namespace of a query with dimensions.)
+        quota("KeapRelay/relay", 1234)
+        quota("KeapRelay/staging", 5)
         code, out, err = main(["status", "--stack", "relay"]), *capsys.readouterr()
         assert (code, err) == (1, ""), out
         (forms,) = [line.split() for line in out.splitlines() if line.split()[:1] == ["forms"]]
@@ -158,6 +162,12 @@ def test_a_deployed_stack_shows_its_metrics_and_alarms(
         assert shown["alarms_firing"] == ["relay-FormsDLQAlarm-1"]
         assert shown["problems"] == ["alarm relay-FormsDLQAlarm-1 is firing"]
         assert shown["kinds"][0]["age_source"] == "EventAge" and shown["kinds"][0]["oldest_age"] == 7200
+
+        # A stack deployed before the namespace was per stack (no MetricsNamespace output) published to KeapRelay.
+        boto3.client("cloudformation").create_stack(StackName="old", TemplateBody=json.dumps(aws_template(False)))
+        quota("KeapRelay", 99)
+        assert main(["status", "--stack", "old", "--json", "--max-age", "3h"]) == 0
+        assert json.loads(capsys.readouterr().out)["keap_quota_left"] == 99
 
         assert main(["status", "--stack", "no-such-stack"]) == 2
         (line,) = capsys.readouterr().err.splitlines()

@@ -37,8 +37,11 @@ def widgets(template, resolver) -> list[dict[str, Any]]:
     return json.loads(body)["widgets"]
 
 
-def namespace(template) -> str:
-    return template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+def namespace(template, resolver) -> str:
+    """The functions' metrics namespace, resolved for the stack: KeapRelay/<stack name>."""
+    ns = resolver.resolve(template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"])
+    assert ns == f"KeapRelay/{resolver.resolve({'Ref': 'AWS::StackName'})}"
+    return ns
 
 
 def charted(widgets) -> list[tuple[str, str, dict[str, str], dict[str, Any]]]:
@@ -50,6 +53,7 @@ def charted(widgets) -> list[tuple[str, str, dict[str, str], dict[str, Any]]]:
                 found = SEARCH.search(row[0]["expression"])
                 if found:
                     ns, *dims = found.group(1).split(",")
+                    ns = ns.strip('"')  # quoted: the per-stack namespace holds a '/' and the stack name's '-'
                     lines.append((ns, found.group(2), {"service": found.group(3), **dict.fromkeys(dims[1:])}, {}))
                 continue
             *head, options = row if isinstance(row[-1], dict) else (*row, {})
@@ -90,11 +94,13 @@ def test_the_dashboard_body_renders_to_json_with_widgets_on_the_24_column_grid(w
 
 
 # ------------------------------------------------------------------------------------------ the dashboard
-def test_every_custom_metric_on_the_dashboard_is_one_the_functions_emit_with_its_dimensions(template, widgets):
+def test_every_custom_metric_on_the_dashboard_is_one_the_functions_emit_with_its_dimensions(
+    template, widgets, resolver
+):
     ours = [line for line in charted(widgets) if not line[0].startswith("AWS/")]
     assert ours
     for ns, name, dims, _ in ours:
-        assert ns == namespace(template)
+        assert ns == namespace(template, resolver)
         metric = observe.METRICS[name]
         assert tuple(dims) == metric.dimensions, name
         if metric.stack_level:
@@ -154,13 +160,13 @@ def alarms_on(template, name: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_each_kind_alarms_on_its_oldest_events_age_at_the_parameters_threshold(template):
+def test_each_kind_alarms_on_its_oldest_events_age_at_the_parameters_threshold(template, resolver):
     parameter = template["Parameters"]["EventAgeAlarmSeconds"]
     assert parameter["Default"] == 3600 and parameter["Description"]
     alarms = alarms_on(template, "EventAge")
     assert {a["Dimensions"][0]["Value"] for a in alarms.values()} == {kind.name for kind in KINDS}
     for p in alarms.values():
-        assert p["Namespace"] == namespace(template)
+        assert resolver.resolve(p["Namespace"]) == namespace(template, resolver)
         assert [d["Name"] for d in p["Dimensions"]] == list(observe.METRICS["EventAge"].dimensions)
         assert (p["Statistic"], p["ComparisonOperator"]) == ("Maximum", "GreaterThanThreshold")
         assert p["Threshold"] == {"Ref": "EventAgeAlarmSeconds"}
@@ -168,10 +174,10 @@ def test_each_kind_alarms_on_its_oldest_events_age_at_the_parameters_threshold(t
         assert p["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
-def test_the_quota_alarm_watches_the_one_stack_level_series_at_ten_percent(template):
+def test_the_quota_alarm_watches_the_one_stack_level_series_at_ten_percent(template, resolver):
     (p,) = alarms_on(template, "KeapQuotaLeftPercent").values()
     assert observe.METRICS["KeapQuotaLeftPercent"].stack_level
-    assert p["Namespace"] == namespace(template)
+    assert resolver.resolve(p["Namespace"]) == namespace(template, resolver)
     assert p["Dimensions"] == [{"Name": "service", "Value": observe.STACK_SERVICE}]
     assert (p["Statistic"], p["ComparisonOperator"], p["Threshold"]) == ("Minimum", "LessThanOrEqualToThreshold", 10)
     assert p["TreatMissingData"] == "notBreaching"  # idle, or an API that sends no quota headers

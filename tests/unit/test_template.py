@@ -167,7 +167,7 @@ def test_every_function_gets_the_configuration_contract(template):
         assert env["KEAP_API_KEY_SECRET_ARN"] == ref("KeapApiKeySecret")
         assert env["WEBHOOK_SECRETS_ARN"] == ref("WebhookSecretsSecret")
         assert env["IDEMPOTENCY_TABLE"] == ref("IdempotencyTable")
-        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "KeapRelay"
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == {"Fn::Sub": "KeapRelay/${AWS::StackName}"}  # one per stack
         assert env["LOG_LEVEL"] == ref("LogLevel")
         # Declared for `sam local invoke --env-vars`, but never holding a value in the template.
         assert env["KEAP_API_KEY"] == "" and env["WEBHOOK_SECRETS"] == ""

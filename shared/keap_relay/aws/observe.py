@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 SERVICE = "keap-relay"
+# Without POWERTOOLS_METRICS_NAMESPACE (tests, a bare invoke); the template gives each stack its own,
+# KeapRelay/<stack name>, so two stacks in one account and region never share a series.
 NAMESPACE = "KeapRelay"
 
 
