@@ -23,6 +23,7 @@ from rich.table import Table
 
 from keap_relay.aws import observe
 from keap_relay.events.kinds import KINDS
+from keap_relay.keap.defaults import XMLRPC_SUNSET
 
 from .dlq import DeadLetterQueue, _duration, aws_queues, human_age, local_queues
 from .output import show
@@ -46,6 +47,10 @@ QUEUE_COUNTS = {
     "ApproximateNumberOfMessagesNotVisible": "in_flight",
 }
 LOCALLY = "not available locally (moto keeps no CloudWatch metrics or alarms)"
+XMLRPC_NOTE = (
+    f"this stack drives Keap's XML-RPC (KeapApi=xmlrpc), which Keap retires on {XMLRPC_SUNSET} (as reported; "
+    "brownouts before): run `keap-relay routes migrate --to rest`, then deploy with KeapApi=rest (docs/rest-v2.md)"
+)
 SQS_AGE_NOTE = (
     "SQS's ApproximateAgeOfOldestMessage restarts when a retry is re-sent as a new message; "
     "EventAge (from when the event was first seen) does not"
@@ -239,12 +244,15 @@ def read_aws(stack: str, region: str | None, max_age: float) -> StackState:
     queues = [aws_queues(kind.folder, stack=stack, sqs=sqs, cloudformation=cloudformation) for kind in KINDS]
     states = [kind_state(queue) for queue in queues]
     namespace = stack_outputs(cloudformation, stack).get(NAMESPACE_OUTPUT, NAMESPACE)
+    keap_api = stack_outputs(cloudformation, stack, "Parameter").get("KeapApi")
     metrics = Metrics(boto3.client("cloudwatch", region_name=region), namespace)
     add_metrics(states, queues, metrics)
     state = StackState(f"stack {stack}", True, max_age, states, metrics.quota_left())
     state.alarms = metrics.alarms_firing(stack_alarms(cloudformation, stack))
     if any(k.age_source == "SQS ApproximateAgeOfOldestMessage" for k in states):
         state.notes.append(SQS_AGE_NOTE)
+    if keap_api == "xmlrpc":
+        state.notes.append(XMLRPC_NOTE)
     return state
 
 

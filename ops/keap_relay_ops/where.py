@@ -20,7 +20,8 @@ def add_where(parser: argparse.ArgumentParser, stack_help: str, endpoint_help: s
     return where
 
 
-def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
-    """A deployed stack's outputs, key -> value (a stack that is not there raises botocore's ClientError)."""
-    found = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs") or []
-    return {str(o["OutputKey"]): str(o["OutputValue"]) for o in found}
+def stack_outputs(cloudformation: Any, stack: str, what: str = "Output") -> dict[str, str]:
+    """A deployed stack's outputs (or, with what="Parameter", its parameters), key -> value. A stack that is not
+    there raises botocore's ClientError."""
+    found = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get(f"{what}s") or []
+    return {str(o[f"{what}Key"]): str(o[f"{what}Value"]) for o in found}

@@ -102,7 +102,11 @@ def aws_template(namespace_output: bool = True) -> dict[str, Any]:
     outputs: dict[str, Any] = {f"{queue}Url": {"Value": {"Ref": queue}} for queue in queues}
     if namespace_output:
         outputs["MetricsNamespace"] = {"Value": {"Fn::Sub": "KeapRelay/${AWS::StackName}"}}
-    return {"Resources": {queue: {"Type": "AWS::SQS::Queue"} for queue in queues}, "Outputs": outputs}
+    return {
+        "Parameters": {"KeapApi": {"Type": "String", "Default": "rest"}},
+        "Resources": {queue: {"Type": "AWS::SQS::Queue"} for queue in queues},
+        "Outputs": outputs,
+    }
 
 
 def test_a_deployed_stack_shows_its_metrics_and_alarms(
@@ -162,12 +166,20 @@ def test_a_deployed_stack_shows_its_metrics_and_alarms(
         assert shown["alarms_firing"] == ["relay-FormsDLQAlarm-1"]
         assert shown["problems"] == ["alarm relay-FormsDLQAlarm-1 is firing"]
         assert shown["kinds"][0]["age_source"] == "EventAge" and shown["kinds"][0]["oldest_age"] == 7200
+        assert status_cli.XMLRPC_NOTE not in shown["notes"]  # KeapApi=rest, the default
 
         # A stack deployed before the namespace was per stack (no MetricsNamespace output) published to KeapRelay.
-        boto3.client("cloudformation").create_stack(StackName="old", TemplateBody=json.dumps(aws_template(False)))
+        # It still drives XML-RPC: a note names the sunset and the way out, without failing the status.
+        boto3.client("cloudformation").create_stack(
+            StackName="old",
+            TemplateBody=json.dumps(aws_template(False)),
+            Parameters=[{"ParameterKey": "KeapApi", "ParameterValue": "xmlrpc"}],
+        )
         quota("KeapRelay", 99)
         assert main(["status", "--stack", "old", "--json", "--max-age", "3h"]) == 0
-        assert json.loads(capsys.readouterr().out)["keap_quota_left"] == 99
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["keap_quota_left"] == 99
+        assert shown["notes"] == [status_cli.XMLRPC_NOTE] and "2026-12-31" in status_cli.XMLRPC_NOTE
 
         assert main(["status", "--stack", "no-such-stack"]) == 2
         (line,) = capsys.readouterr().err.splitlines()

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from keap_relay.keap.defaults import XMLRPC_SUNSET
 from keap_relay.keap.throttle import RateInfo
 
 __all__ = [
@@ -294,7 +295,7 @@ _REST_STATUSES: Mapping[int, ErrorKind] = {
 # flags stay those of the status.
 _XMLRPC_SUNSET_STATUSES: Mapping[int, str] = dict.fromkeys(
     (404, 410, 503),
-    "Keap's XML-RPC may be browned out or retired, its sunset reported for 2026-12-31: "
+    f"Keap's XML-RPC may be browned out or retired, its sunset reported for {XMLRPC_SUNSET}: "
     "set KEAP_API=rest after `keap-relay routes migrate --to rest`",
 )
 
