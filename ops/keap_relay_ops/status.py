@@ -27,7 +27,7 @@ from keap_relay.keap.defaults import XMLRPC_SUNSET
 
 from .dlq import DeadLetterQueue, _duration, aws_queues, human_age, local_queues
 from .output import show
-from .where import add_where, stack_outputs
+from .where import add_where, stack_outputs, stack_parameters
 
 # The functions' metrics namespace when the stack does not say (its MetricsNamespace output): stacks deployed
 # before the namespace was made per stack used this one.
@@ -244,7 +244,7 @@ def read_aws(stack: str, region: str | None, max_age: float) -> StackState:
     queues = [aws_queues(kind.folder, stack=stack, sqs=sqs, cloudformation=cloudformation) for kind in KINDS]
     states = [kind_state(queue) for queue in queues]
     namespace = stack_outputs(cloudformation, stack).get(NAMESPACE_OUTPUT, NAMESPACE)
-    keap_api = stack_outputs(cloudformation, stack, "Parameter").get("KeapApi")
+    keap_api = stack_parameters(cloudformation, stack).get("KeapApi")
     metrics = Metrics(boto3.client("cloudwatch", region_name=region), namespace)
     add_metrics(states, queues, metrics)
     state = StackState(f"stack {stack}", True, max_age, states, metrics.quota_left())

@@ -20,8 +20,16 @@ def add_where(parser: argparse.ArgumentParser, stack_help: str, endpoint_help: s
     return where
 
 
-def stack_outputs(cloudformation: Any, stack: str, what: str = "Output") -> dict[str, str]:
-    """A deployed stack's outputs (or, with what="Parameter", its parameters), key -> value. A stack that is not
-    there raises botocore's ClientError."""
+def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+    """A deployed stack's outputs, key -> value. A stack that is not there raises botocore's ClientError."""
+    return _stack_items(cloudformation, stack, "Output")
+
+
+def stack_parameters(cloudformation: Any, stack: str) -> dict[str, str]:
+    """A deployed stack's parameters as deployed (defaults included), key -> value."""
+    return _stack_items(cloudformation, stack, "Parameter")
+
+
+def _stack_items(cloudformation: Any, stack: str, what: str) -> dict[str, str]:
     found = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get(f"{what}s") or []
     return {str(o[f"{what}Key"]): str(o[f"{what}Value"]) for o in found}
