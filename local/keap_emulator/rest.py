@@ -157,6 +157,9 @@ class RestResponses:
 
     def __init__(self, model: ContactServiceModel) -> None:
         self.model = model
+        # Properties left out of every contact answer even when `fields` asks for them: Keap's answers may omit
+        # an optional property (tag_ids), and a client must not read an omission as "none" (tests set it).
+        self.left_out: set[str] = set()
         self.routes = [
             Route(verb, re.compile(f"^{REST_PREFIX}{pattern}$"), operation, getattr(self, handler))
             for verb, pattern, operation, handler in _ROUTES
@@ -272,7 +275,7 @@ class RestResponses:
         doc["tag_ids"] = [t for t in (record.get("Groups") or "").split(",") if t]
         doc["create_time"] = _render_value(record.get("DateCreated"))
         doc["update_time"] = _render_value(record.get("LastUpdated"))
-        return {k: v for k, v in doc.items() if k in chosen}
+        return {k: v for k, v in doc.items() if k in chosen and k not in self.left_out}
 
     def create_contact(self, query: dict[str, str], body: Any) -> tuple[int, Any]:
         body = _object(body)

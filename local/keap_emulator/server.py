@@ -262,8 +262,13 @@ class EmulatorServer:
         self.model.reset()
         self._quota.reset()
         self._faults.reset()
+        self._rest.left_out.clear()
         with self._calls_lock:
             self._calls.clear()
+
+    def leave_out(self, *properties: str) -> None:
+        """Leave these properties out of REST contact answers even when asked for (as Keap may); reset clears."""
+        self._rest.left_out = set(properties)
 
     # ---------------------------------------------------------------- the RPC pipeline
 

@@ -11,6 +11,7 @@ from typing import Any
 from ..keap.rest import outcome_done
 from .plan import Call, Plan
 from .runner import (
+    HELD,
     ONCE_ONLY_OPS,
     Checkpoints,
     NoCheckpoints,
@@ -18,8 +19,10 @@ from .runner import (
     SequenceFailed,
     SequenceRunner,
     StepResult,
+    already_held,
     completed_steps,
     failure_of,
+    held_of,
     step_key,
 )
 
@@ -48,6 +51,7 @@ class _Event:
     deferred: dict[str, Any] = field(default_factory=dict)
     first: StepResult | None = None
     steps: dict[str, StepResult] = field(default_factory=dict)  # step key -> result, in plan order
+    held: dict[int, Mapping[str, frozenset[int]]] = field(default_factory=dict)  # by its first call's answer
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,7 @@ class BatchRunner:
                 plan.first, None, plan.first.op, event.done, event.item.checkpoints, event.deferred
             )
             event.first = first
+            event.held = held_of(first)
             event.result.steps.append(first)
             if first.status != "failed":
                 ids = first.result if isinstance(first.result, list) else [first.result]
@@ -169,7 +174,12 @@ class BatchRunner:
                 for call in event.item.plan.follow_ups:
                     member = _Member(event, cid, call)
                     event.steps[member.key] = None  # type: ignore[assignment]  # keeps the plan's order
-                    if member.key in event.done or call.op in ONCE_ONLY_OPS or call.op not in grouped:
+                    if (
+                        member.key in event.done
+                        or call.op in ONCE_ONLY_OPS
+                        or call.op not in grouped
+                        or already_held(call, event.held.get(cid, {}))  # skipped alone, so the group leaves it out
+                    ):
                         singles.append(member)
                     else:
                         groups.setdefault((call.op, call.args), []).append(member)
@@ -180,7 +190,13 @@ class BatchRunner:
     def _single(self, member: _Member) -> None:
         event = member.event
         step = self.runner._call(
-            member.call, member.contact_id, member.key, event.done, event.item.checkpoints, event.deferred
+            member.call,
+            member.contact_id,
+            member.key,
+            event.done,
+            event.item.checkpoints,
+            event.deferred,
+            event.held.get(member.contact_id),
         )
         event.steps[member.key] = step
 
@@ -234,7 +250,7 @@ class BatchRunner:
         step = StepResult(**{name: getattr(done, name) for name in STEP_FIELDS}, key=twin.key)
         if hasattr(done, "_cause"):
             step._cause = done._cause  # type: ignore[attr-defined]
-        if step.status == "ok":
+        if step.status in ("ok", HELD):
             twin.event.deferred[twin.key] = step.result
         twin.event.steps[twin.key] = step
 

@@ -7,9 +7,14 @@ from typing import Any, Protocol
 
 from ..keap.client import ContactService
 from ..keap.errors import KeapUnsupportedOperation
-from ..keap.rest import RestClient, outcome_error, rest_base_url
+from ..keap.rest import RestClient, outcome_error, rest_base_url, tag_ids_of
 from ..keap.session import ClientOptions
 from ..keap.throttle import RateLimiter
+from .runner import Upserted
+
+# How an upsert answer tells one kind of thing the contact holds: (the API's property, its reader -> ids, or
+# None when the answer leaves it out).
+HeldReader = tuple[str, Callable[[dict[str, Any]], frozenset[int] | None]]
 
 # A many-contacts operation: (contact ids, the operation's args) -> contact id -> Keap's outcome for it.
 ManyContacts = Callable[..., dict[int, str]]
@@ -19,11 +24,14 @@ class KeapPort(Protocol):
     """What a sequence needs from Keap; an XML-RPC or a REST v2 client can implement it."""
 
     call_names: dict[str, str]
+    # What the upsert's own answer tells of what the contact holds: kind (a key of Upserted.held) -> how it is
+    # read. The runner skips applying what the contact holds; a kind not listed is unknown, nothing skipped.
+    upsert_tells: dict[str, HeldReader]
 
     def expect_calls(self, calls: int) -> None: ...
     def book_calls(self, calls: int) -> None: ...
     def many_contacts(self) -> dict[str, ManyContacts]: ...
-    def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> int: ...
+    def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> Upserted: ...
     def find_contacts(self, email: str) -> list[int]: ...
     def update_contact(self, contact_id: int, fields: dict[str, Any]) -> int: ...
     def apply_tag(self, contact_id: int, tag_id: int) -> Any: ...
@@ -86,9 +94,11 @@ class ContactServicePort(_ClientPort):
         "achieve_goal": "FunnelService.achieveGoal",
         "opt_out": "APIEmailService.optOut",
     }
+    # addWithDupCheck answers the contact's id alone: nothing it holds is known, so nothing is skipped.
+    upsert_tells: dict[str, HeldReader] = {}
 
-    def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> int:
-        return self.client.add_with_dup_check(fields, dup_check)
+    def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> Upserted:
+        return Upserted(self.client.add_with_dup_check(fields, dup_check))
 
     def find_contacts(self, email: str) -> list[int]:
         return [int(row["Id"]) for row in self.client.find_by_email(email, ["Id"])]
@@ -144,6 +154,9 @@ class RestPort(_ClientPort):
         "achieve_goal": "rest.achieveGoal",
         "opt_out": "rest.updateEmailAddressStatus",
     }
+    # POST /contacts answers the properties its `fields` names, `tag_ids` among them (Keap's v2 SDK,
+    # ContactApi.create_contact): the tags the contact holds, in the upsert's own answer.
+    upsert_tells: dict[str, HeldReader] = {"tags": ("tag_ids", tag_ids_of)}
 
     @staticmethod
     def _one(operation: str, contact_id: int, outcomes: dict[int, str]) -> str:
@@ -162,8 +175,11 @@ class RestPort(_ClientPort):
             "stop_sequence": lambda ids, *seq: self._sequence_many("stop_sequence", "remove_sequences", ids, *seq),
         }
 
-    def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> int:
-        return self.client.upsert_contact(fields, dup_check)
+    def upsert_contact(self, fields: dict[str, Any], dup_check: str) -> Upserted:
+        properties = tuple(prop for prop, _ in self.upsert_tells.values())
+        answer = self.client.upsert_contact_answer(fields, dup_check, properties)
+        read = {kind: reader(answer) for kind, (_, reader) in self.upsert_tells.items()}
+        return Upserted(int(answer["id"]), {kind: ids for kind, ids in read.items() if ids is not None})
 
     def find_contacts(self, email: str) -> list[int]:
         return self.client.find_contact_ids(email)

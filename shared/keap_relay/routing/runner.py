@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,6 +26,38 @@ UNCERTAIN = "outcome-unknown"
 INTENT: dict[str, Any] = {UNCERTAIN: True, "intent": True}
 # Replaces an intent when the call certainly never reached Keap (refused, throttled): a retry may run it.
 NOT_RUN = "not-run"
+
+
+# Follow-ups not called for a contact that, by its own upsert's answer, already holds what they would add:
+# port operation -> what of the contact's it adds (a key of Upserted.held). Keap would answer ALREADY_APPLIED,
+# and the call would spend quota for nothing. Only tags: no upsert answer names a contact's sequences.
+SKIP_WHEN_HELD: Mapping[str, str] = {"apply_tag": "tags"}
+# The status of a step skipped so, and what is checkpointed for it: a redelivery resumes it, as any done step.
+HELD = "held"
+HELD_RECORD: dict[str, Any] = {HELD: True}
+
+
+@dataclass(frozen=True)
+class Upserted:
+    """A port's upsert answer: the contact's id, and what the API's answer says the contact already holds.
+
+    `held`: kind ("tags") -> ids; a kind left out is unknown, and nothing of it is skipped. The runner also
+    takes a plain id (the dry run's port, test doubles): then nothing is known either.
+    """
+
+    contact_id: int
+    held: Mapping[str, frozenset[int]] = field(default_factory=dict)
+
+
+def already_held(call: Call, held: Mapping[str, frozenset[int]]) -> bool:
+    """Whether the follow-up `call` would add what its contact holds already, by the contact's upsert answer."""
+    kind = SKIP_WHEN_HELD.get(call.op)
+    return kind is not None and kind in held and int(call.args[0]) in held[kind]
+
+
+def held_of(first: StepResult) -> dict[int, Mapping[str, frozenset[int]]]:
+    """Contact id -> what it holds, as the first call's own answer told it (empty: not told, or resumed)."""
+    return getattr(first, "_held", {})
 
 
 # The error class of a once-only step whose answer was lost: it travels in dead letters (ErrorClass) for up to
@@ -66,7 +99,9 @@ class StepResult:
     key: str
     call: str
     args: list[Any]
-    status: str  # ok | failed | resumed (done by an earlier attempt) | uncertain (answer lost; not repeated)
+    # ok | failed | resumed (done by an earlier attempt) | uncertain (answer lost; not repeated)
+    # | held (not called: the contact's upsert answer says it holds the tag already)
+    status: str
     contact_id: int | None = None
     result: Any = None
     error_class: str | None = None
@@ -174,7 +209,9 @@ class SequenceRunner:
         done: dict[str, Any],
         checkpoints: Checkpoints,
         deferred: dict[str, Any] | None = None,
+        held: Mapping[str, frozenset[int]] | None = None,
     ) -> StepResult:
+        """One step: resumed from `done`, skipped when its contact holds what it adds (`held`), else called."""
         name = self.keap.call_names.get(call.op, call.op)
         args = [contact_id, *call.args] if contact_id is not None else list(call.args)
         step = StepResult(key=key, call=name, args=args, status="ok", contact_id=contact_id)
@@ -185,6 +222,13 @@ class SequenceRunner:
                 return self._uncertain(step, str(lost))
             step.status = "resumed"
             return step
+        if held and already_held(call, held):
+            step.status, step.result = HELD, dict(HELD_RECORD)
+            if deferred is not None:
+                deferred[key] = step.result
+            else:
+                checkpoints.record(key, step.result)
+            return step
         once_only = call.op in ONCE_ONLY_OPS
         if once_only:
             # Recorded before Keap hears of it: a kill or timeout from here on leaves the intent, and a
@@ -192,7 +236,12 @@ class SequenceRunner:
             checkpoints.record(key, dict(INTENT))
         started = time.perf_counter()
         try:
-            step.result = getattr(self.keap, call.op)(*args)
+            answer = getattr(self.keap, call.op)(*args)
+            if isinstance(answer, Upserted):
+                # The id is the step's result (checkpointed, as a plain id always was); what the contact holds
+                # stays with this run, so a thread running another event never reads it.
+                answer, step._held = answer.contact_id, {answer.contact_id: answer.held}  # type: ignore[attr-defined]
+            step.result = answer
         except Exception as exc:  # every failure is reported per step, then classified by the caller
             step.error_class, step.error, step.transient = failure_of(exc)
             step.ms = round((time.perf_counter() - started) * 1000, 1)
@@ -239,25 +288,32 @@ class SequenceRunner:
             if not result.contact_ids:
                 result.note = "no contact has this email; nothing to do"
                 return result
+            held = held_of(first)
             tasks = [(call, cid) for cid in result.contact_ids for call in plan.follow_ups]
-            self.keap.expect_calls(sum(step_key(cid, call) not in done for call, cid in tasks))
+            self.keap.expect_calls(
+                sum(
+                    step_key(cid, call) not in done and not already_held(call, held.get(cid, {})) for call, cid in tasks
+                )
+            )
             if len(tasks) == 1:
                 call, cid = tasks[0]
-                steps = [self._call(call, cid, step_key(cid, call), done, checkpoints, deferred)]
+                steps = [self._call(call, cid, step_key(cid, call), done, checkpoints, deferred, held.get(cid))]
             elif tasks:
                 pool = self._executor()
                 # The calling thread would only wait: when every follow-up fits within the bound, it makes the
                 # last call itself, one thread hand-off less per event (bench/bench_pipeline.py measures it).
                 inline = tasks[-1] if len(tasks) <= self.max_concurrency else None
                 futures = [
-                    pool.submit(self._call, call, cid, step_key(cid, call), done, checkpoints, deferred)
+                    pool.submit(self._call, call, cid, step_key(cid, call), done, checkpoints, deferred, held.get(cid))
                     for call, cid in (tasks[:-1] if inline else tasks)
                 ]
                 last: list[StepResult] = []
                 try:
                     if inline:
                         call, cid = inline
-                        last.append(self._call(call, cid, step_key(cid, call), done, checkpoints, deferred))
+                        last.append(
+                            self._call(call, cid, step_key(cid, call), done, checkpoints, deferred, held.get(cid))
+                        )
                 finally:
                     wait(futures)  # never leave follow-ups running behind a result, even a failed one
                 steps = [future.result() for future in futures] + last
