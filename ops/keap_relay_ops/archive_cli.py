@@ -21,7 +21,7 @@ from rich.table import Table
 from keap_relay.aws.archive import Archive, stamp
 from keap_relay.events.kinds import FOLDERS, kind_named
 
-from .dlq import _confirm, parse_duration
+from .dlq import _confirm, _kind, parse_duration
 from .output import show
 from .where import add_where, stack_outputs
 
@@ -156,13 +156,6 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
         example = "use e.g. 2026-12-01T00:00Z, 2026-12-01 or 7d"
         raise argparse.ArgumentTypeError(f"not a time: {text!r} ({example})") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _kind(word: str) -> str:
-    try:
-        return kind_named(word).name
-    except KeyError as exc:
-        raise argparse.ArgumentTypeError(exc.args[0]) from None
 
 
 def _forget_options(parser: argparse.ArgumentParser) -> None:
